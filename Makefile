@@ -1,0 +1,46 @@
+# Every target creates or refreshes the virtual environment it needs, so each one works on a
+# fresh machine with only python3 (3.10+) installed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check format lint typecheck bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: run the connector against the bundled simulators, state in .demo/
+demo: $(STAMP)
+	$(BIN)/lapor-connector demo
+
+## test: run the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## check: format check, lint, type check and tests (what CI runs)
+check: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: print throughput and overhead figures (not part of the tests)
+bench: $(STAMP)
+	$(BIN)/python bench/client_overhead.py
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache *.egg-info

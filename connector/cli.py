@@ -1,0 +1,277 @@
+"""The ``lapor-connector`` command line.
+
+Exit codes: 0 done; 1 unexpected failure; 2 wrong usage; 3 invalid configuration;
+4 fatal (credentials refused, or the service broke the contract); 5 LAPOR! unavailable (try
+later); 6 a record or the remote state needs attention (quarantine, re-disposition, conflict);
+7 a write's outcome is unknown (it is looked up before anything is sent again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from connector import __version__, errors
+from connector.clock import SystemClock
+from connector.config import Settings, load_settings
+from connector.logs import configure
+
+EXIT_CODES: tuple[tuple[type[errors.ConnectorError], int], ...] = (
+    (errors.ConfigError, 3),
+    (errors.MappingError, 3),
+    (errors.FatalError, 4),
+    (errors.RetriableError, 5),
+    (errors.RecordError, 6),
+    (errors.ReconcileError, 6),
+    (errors.AmbiguousOutcome, 7),
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_code_for(error: errors.ConnectorError) -> int:
+    """The documented exit code for an error."""
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1)
+
+
+class ConnectorGroup(click.Group):
+    """A command group that prints connector errors as one clear message and exits with its code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.ConnectorError as error:
+            if (ctx.obj or {}).get("traceback"):
+                raise
+            click.secho(f"error: {error}", err=True, fg="red")
+            ctx.exit(exit_code_for(error))
+
+
+def config_option(command: F) -> F:
+    """Add ``--config PATH`` (default ``config.yaml``)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("config.yaml"),
+        show_default=True,
+        help="Configuration file.",
+    )(command)
+
+
+def _settings(config_path: Path) -> Settings:
+    settings = load_settings(config_path)
+    configure(settings.logging.level, settings.logging.format)
+    return settings
+
+
+@click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lapor-connector")
+@click.option("--traceback", is_flag=True, help="Show the full traceback of an error.")
+@click.pass_context
+def cli(ctx: click.Context, traceback: bool) -> None:
+    """Keep an agency's complaint system and SP4N-LAPOR! in step.
+
+    \b
+    Example:
+      lapor-connector demo                    # the whole thing against the bundled simulators
+      lapor-connector pull --config config.yaml
+    """
+    ctx.obj = {"traceback": traceback}
+
+
+@cli.command()
+@config_option
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows to show (0: none).")
+def pull(config_path: Path, limit: int) -> None:
+    """Pull every complaint disposed to the agency into the local state, and show them.
+
+    Only complaints updated since the last pull are read; invalid records are quarantined and
+    the rest still sync.
+
+    \b
+    Example:
+      LAPOR_API_KEY=... LAPOR_TOKEN='{...}' lapor-connector pull --config config.yaml
+    """
+    from connector.lapor.client import LaporClient
+    from connector.pull import pull_inbox
+    from connector.state import StateStore
+    from connector.tables import complaints_table
+
+    settings = _settings(config_path)
+    clock = SystemClock()
+    with (
+        StateStore(settings.state.path, clock) as store,
+        LaporClient(settings.lapor, clock) as client,
+    ):
+        report = pull_inbox(client, store)
+        console = Console()
+        if limit:
+            rows = store.complaints()[:limit]
+            console.print(
+                complaints_table(
+                    rows, title=f"Complaints in {settings.state.path} ({len(rows)} shown)"
+                )
+            )
+        console.print(
+            f"pulled: {report.new} new, {report.changed} changed, {report.unchanged} unchanged, "
+            f"{len(report.quarantined)} quarantined, {report.requests} requests"
+        )
+        for bad in report.quarantined:
+            console.print(f"  quarantined: {bad.describe()}", style="yellow", markup=False)
+
+
+@cli.group(cls=ConnectorGroup)
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@config_option
+def config_check(config_path: Path) -> None:
+    """Validate the configuration and say what it connects to (secrets are never shown).
+
+    \b
+    Example:
+      lapor-connector config check --config /etc/lapor-connector/config.yaml
+    """
+    settings = load_settings(config_path)
+    click.echo(f"{config_path}: valid")
+    click.echo(
+        f"  LAPOR!: {settings.lapor.base_url} as institution {settings.lapor.institution_id}"
+    )
+    click.echo(f"  pace: {settings.lapor.requests_per_minute:g} requests/minute")
+    click.echo(f"  state: {settings.state.path}")
+
+
+MASTERS = ("categories", "institutions", "templates", "statuses", "classifications", "topics")
+
+
+@cli.command()
+@config_option
+@click.argument("kind", type=click.Choice(MASTERS))
+def masters(config_path: Path, kind: str) -> None:
+    """Show LAPOR! master data (what the mappings refer to).
+
+    \b
+    Example:
+      lapor-connector masters categories
+    """
+    from connector.lapor.client import LaporClient
+    from connector.tables import records_table
+
+    settings = _settings(config_path)
+    with LaporClient(settings.lapor, SystemClock()) as client:
+        records = getattr(client, kind)()
+    if not records:
+        click.echo(f"no {kind}")
+        return
+    columns = list(type(records[0]).model_fields)
+    rows = [
+        [getattr(r, c).value if c == "status" else getattr(r, c) for c in columns] for r in records
+    ]
+    Console().print(records_table(f"LAPOR! {kind}", columns, rows))
+
+
+@cli.group(cls=ConnectorGroup)
+def simulate() -> None:
+    """Run a bundled simulator (for tests and demos; never part of LAPOR!)."""
+
+
+@simulate.command("lapor")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
+@click.option(
+    "--complaints", type=int, default=40, show_default=True, help="Complaints to generate."
+)
+@click.option(
+    "--api-key",
+    envvar="LAPOR_API_KEY",
+    default="sim-api-key",
+    show_default=True,
+    help="API key to accept.",
+)
+@click.option(
+    "--token",
+    envvar="LAPOR_TOKEN",
+    default="{8F2C6A51-3D4B-4E0A-9C1F-7A2B5D6E8F90}",
+    show_default=True,
+    help="Braced GUID token to accept.",
+)
+@click.option(
+    "--institution-id",
+    type=int,
+    default=145,
+    show_default=True,
+    help="The agency's institution id.",
+)
+@click.option(
+    "--rate-limit",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Requests a minute per token (0: none).",
+)
+@click.option("--no-control", is_flag=True, help="Switch off the /_sim/ control plane.")
+def simulate_lapor(**options: Any) -> None:
+    """Serve a LAPOR! v3 simulator under /lapor/3.0.0 until interrupted.
+
+    \b
+    Example:
+      lapor-connector simulate lapor --port 8081 --complaints 500
+    """
+    from simulators.lapor import serve_forever
+
+    serve_forever(
+        host=options["host"],
+        port=options["port"],
+        seed=options["seed"],
+        complaints=options["complaints"],
+        api_key=options["api_key"],
+        token=options["token"],
+        institution_id=options["institution_id"],
+        requests_per_minute=options["rate_limit"],
+        control=not options["no_control"],
+    )
+
+
+@cli.command()
+@click.option(
+    "--complaints",
+    type=int,
+    default=40,
+    show_default=True,
+    help="Complaints the simulator generates.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo keeps its SQLite state (wiped at start).",
+)
+def demo(complaints: int, seed: int, state_dir: Path) -> None:
+    """Run the connector against the bundled LAPOR! simulator, with SQLite state.
+
+    \b
+    Example:
+      lapor-connector demo --complaints 200
+    """
+    from simulators.demo import run_demo
+
+    run_demo(complaints=complaints, seed=seed, state_dir=state_dir, console=Console())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="lapor-connector")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

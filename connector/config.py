@@ -1,0 +1,219 @@
+"""Configuration: read ``config.yaml`` once at start-up, validate it, report every problem.
+
+Secrets never live in the file. A secret field holds a reference that is resolved here:
+``${LAPOR_API_KEY}`` (an environment variable) or ``${file:/run/secrets/lapor_token}`` (a file's
+content). Any other string may use the same references; ``${NAME:-default}`` gives a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from connector.errors import ConfigError
+from connector.lapor import wire
+
+
+class Section(BaseModel):
+    """Base of configuration sections: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Section):
+    """Seconds to wait for a connection, and for each read of an answer."""
+
+    connect: float = Field(default=5.0, gt=0, le=120)
+    read: float = Field(default=30.0, gt=0, le=600)
+
+
+class RetryPolicy(Section):
+    """How often and how patiently idempotent requests are retried."""
+
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_base: float = Field(default=0.5, gt=0, le=60)
+    backoff_max: float = Field(default=60.0, gt=0, le=3600)
+    retry_after_cap: float = Field(default=300.0, ge=0, le=3600)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LaporSettings(Section):
+    """How to reach LAPOR! and who we are there."""
+
+    base_url: str = wire.PRODUCTION_BASE_URL
+    institution_id: int = Field(gt=0)
+    api_key: SecretStr
+    token: SecretStr
+    requests_per_minute: float = Field(default=50.0, ge=0, le=6000)
+    page_size: int = Field(default=100, ge=1, le=wire.MAX_PAGE_SIZE)
+    max_pages: int = Field(default=100_000, ge=1)
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    proxy: str | None = None
+    ca_bundle: Path | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL; write e.g. {wire.PRODUCTION_BASE_URL}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(
+                "the base URL must not carry a query or fragment (credentials never go in URLs)"
+            )
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("plain http is only allowed on loopback (127.0.0.1); use https")
+        return value.rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr) -> SecretStr:
+        if not wire.TOKEN_PATTERN.match(value.get_secret_value()):
+            raise ValueError(
+                "the token must be a braced GUID like {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}; "
+                "copy it whole, braces included"
+            )
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _check_ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no CA bundle file at {value}; give the path of a PEM file")
+        return value
+
+
+class StateSettings(Section):
+    """Where the connector keeps its own state (a SQLite file)."""
+
+    path: Path = Path("state/connector.sqlite")
+
+
+class LoggingSettings(Section):
+    """Log level and format (``auto``: JSON unless writing to a terminal)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(Section):
+    """The whole configuration."""
+
+    lapor: LaporSettings
+    state: StateSettings = StateSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+#: Fields that must be references, never literal values in the file.
+SECRET_FIELDS = (("lapor", "api_key"), ("lapor", "token"))
+
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_FIX_BY_TYPE = {
+    "missing": "required; add it",
+    "extra_forbidden": "unknown key; remove it or check its spelling",
+}
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration file; raise ``ConfigError`` listing every problem."""
+    source = Path(path)
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            ["file not found; pass --config PATH or copy config.yaml from the project"], str(source)
+        ) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "somewhere"
+        raise ConfigError(
+            [f"not valid YAML ({where}); fix the syntax there"], str(source)
+        ) from None
+    return settings_from_mapping(raw, env=os.environ if env is None else env, source=str(source))
+
+
+def settings_from_mapping(
+    raw: object, *, env: Mapping[str, str], source: str = "config.yaml"
+) -> Settings:
+    """Validate an already-parsed configuration mapping (resolving references)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            ["the file must hold a mapping of sections (lapor:, state:, ...)"], source
+        )
+    problems: list[str] = []
+    for section, key in SECRET_FIELDS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if value is not None and not (
+            isinstance(value, str) and _REFERENCE.fullmatch(value.strip())
+        ):
+            env_name = f"{section.upper()}_{key.upper()}"
+            problems.append(
+                f"{section}.{key}: a secret is written in the file; put it in the environment and "
+                f"write ${{{env_name}}} (or ${{file:/path/to/secret}})"
+            )
+    resolved = _resolve(raw, (), env, problems)
+    try:
+        settings = Settings.model_validate(resolved)
+    except ValidationError as error:
+        for item in error.errors(include_input=False, include_url=False, include_context=False):
+            where = ".".join(str(p) for p in item["loc"])
+            message = _FIX_BY_TYPE.get(item["type"], item["msg"].removeprefix("Value error, "))
+            problems.append(f"{where}: {message}")
+        raise ConfigError(problems, source) from None
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def _resolve(
+    value: Any, where: tuple[str, ...], env: Mapping[str, str], problems: list[str]
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve(v, (*where, str(k)), env, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, (*where, str(i)), env, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        reference = match.group(1)
+        if reference.startswith("file:"):
+            file_path = Path(reference[5:]).expanduser()
+            try:
+                return file_path.read_text(encoding="utf-8").strip()
+            except OSError:
+                problems.append(
+                    f"{'.'.join(where)}: cannot read the file {file_path}; "
+                    "check the path and its permissions"
+                )
+                return ""
+        name, _, default = reference.partition(":-")
+        if name in env:
+            return env[name]
+        if ":-" in reference:
+            return default
+        problems.append(
+            f"{'.'.join(where)}: environment variable {name} is not set; export it before starting"
+        )
+        return ""
+
+    return _REFERENCE.sub(substitute, value)

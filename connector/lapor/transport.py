@@ -1,0 +1,302 @@
+"""HTTP to LAPOR!: credentials, timeouts, pacing, retries, and answers turned into errors.
+
+Policy, in one place:
+
+- every request waits for a token from the rate limiter, so we stay under the service's limit;
+- GETs are retried (bounded attempts, full-jitter exponential backoff through the injected
+  clock) on connection trouble, 5xx and 429; ``Retry-After`` is obeyed, capped;
+- a POST is re-sent only when it certainly never reached the service (connection refused,
+  connect timeout, 429); after it was sent, a timeout, a dropped connection or a 5xx raises
+  ``AmbiguousOutcome`` with what is needed to look the write up;
+- other 4xx are never retried; error texts carry method, path, status, reason and the
+  service's error code, never bodies, query strings or credentials.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from collections.abc import Callable, Mapping
+from datetime import timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from connector import errors
+from connector.clock import Clock
+from connector.config import LaporSettings
+from connector.lapor import wire
+from connector.logs import get_logger, register_secret, scrub
+from connector.ratelimit import TokenBucket
+
+log = get_logger("lapor.transport")
+
+
+def parse_retry_after(value: str | None, clock: Clock) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - clock.now()).total_seconds())
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """True when the request cannot have reached the service (no connection was made)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[object] = [error]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (NewConnectionError, ConnectTimeoutError)):
+            return True
+        if isinstance(item, BaseException):
+            stack.extend(item.args)
+            stack.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+        stack.extend(x for x in (getattr(item, "reason", None),) if x is not None)
+    return False
+
+
+class LaporTransport:
+    """Sends requests to LAPOR! and returns decoded JSON, or raises a grouped error."""
+
+    def __init__(
+        self,
+        settings: LaporSettings,
+        clock: Clock,
+        *,
+        session: requests.Session | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.base_url = settings.base_url
+        origin = urlsplit(settings.base_url)
+        self.root_url = f"{origin.scheme}://{origin.netloc}"
+        self.limiter = TokenBucket(settings.requests_per_minute, clock)
+        self._rng = rng or random.Random()  # noqa: S311 (backoff jitter, not security)
+        api_key = settings.api_key.get_secret_value()
+        token = settings.token.get_secret_value()
+        register_secret(api_key)
+        register_secret(token)
+        self._api_key = api_key
+        self.session = session or requests.Session()
+        # Proxies come from configuration only: scanning the environment on every request
+        # costs ~200 µs and makes behaviour depend on the shell the daemon was started from.
+        self.session.trust_env = False
+        if settings.proxy:
+            self.session.proxies = {"http": settings.proxy, "https": settings.proxy}
+        self.session.verify = str(settings.ca_bundle) if settings.ca_bundle else True
+        self.session.headers.update(wire.auth_headers(api_key, token))
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._timeout = (settings.timeouts.connect, settings.timeouts.read)
+        self.requests_sent = 0
+
+    @property
+    def api_key(self) -> str:
+        """The API key, for the legacy services that want it in a form field."""
+        return self._api_key
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    # --- public verbs --------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, str] | None = None, *, root: bool = False) -> Any:
+        """GET a JSON document (retried on transient failures)."""
+
+        def attempt() -> Any:
+            response = self._send_once("GET", path, params=params, root=root)
+            return self._decode(response, "GET", path, write=None)
+
+        return self._with_retries("GET", path, attempt, idempotent=True)
+
+    def get_bytes(self, path: str, *, max_bytes: int) -> bytes:
+        """GET a file's bytes, refusing more than ``max_bytes``."""
+        response: requests.Response = self._with_retries(
+            "GET", path, lambda: self._send_once("GET", path, stream=True), idempotent=True
+        )
+        try:
+            chunks, size = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise errors.RecordError(
+                        f"LAPOR! GET {path}: the file is larger than {max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            response.close()
+
+    def post(
+        self,
+        path: str,
+        *,
+        operation: str,
+        lookup: Mapping[str, object],
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        files: wire.Parts | None = None,
+        root: bool = False,
+    ) -> Any:
+        """POST a write; never re-sent once it may have reached the service."""
+        write = (operation, dict(lookup))
+        try:
+            response: requests.Response = self._with_retries(
+                "POST",
+                path,
+                lambda: self._send_once("POST", path, json=json, data=data, files=files, root=root),
+                idempotent=False,
+            )
+        except errors.ServiceUnavailable as error:
+            if not error.sent:
+                raise
+            raise errors.AmbiguousOutcome(str(error), operation=operation, lookup=lookup) from None
+        return self._decode(response, "POST", path, write=write)
+
+    # --- machinery -----------------------------------------------------------------------
+
+    def _with_retries(
+        self, method: str, path: str, attempt: Callable[[], Any], *, idempotent: bool
+    ) -> Any:
+        def retriable(error: BaseException) -> bool:
+            return isinstance(error, errors.RetriableError) and (idempotent or not error.sent)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.settings.retry.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(retriable),
+            sleep=self.clock.sleep,
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "lapor_request_retrying",
+                method=method,
+                path=path,
+                attempt=state.attempt_number,
+                wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+                error=type(state.outcome.exception()).__name__ if state.outcome else None,
+            ),
+        )
+        return retrying(attempt)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        policy = self.settings.retry
+        if isinstance(error, errors.RetriableError) and error.retry_after is not None:
+            return min(error.retry_after, policy.retry_after_cap)
+        ceiling = min(policy.backoff_max, policy.backoff_base * 2 ** (state.attempt_number - 1))
+        return self._rng.uniform(0, ceiling)  # full jitter
+
+    def _send_once(
+        self, method: str, path: str, *, root: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        url = (self.root_url if root else self.base_url) + path
+        self.limiter.acquire()
+        self.requests_sent += 1
+        started = self.clock.monotonic()
+        try:
+            response = self.session.request(method, url, timeout=self._timeout, **kwargs)
+        except requests.RequestException as error:
+            sent = not _never_sent(error)
+            kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
+            log.warning("lapor_request_failed", method=method, path=path, problem=kind, sent=sent)
+            raise errors.ServiceUnavailable(
+                f"LAPOR! {method} {path}: {kind} ({type(error).__name__})", sent=sent
+            ) from None
+        log.debug(
+            "lapor_request_sent",
+            method=method,
+            path=path,
+            status=response.status_code,
+            ms=round((self.clock.monotonic() - started) * 1000, 1),
+        )
+        if response.status_code >= 400:
+            self._raise_for_status(response, method, path)
+        return response
+
+    def _raise_for_status(self, response: requests.Response, method: str, path: str) -> None:
+        status = response.status_code
+        body = _json_or_none(response)
+        info = wire.error_body(body)
+        label = f"LAPOR! {method} {path}: {status} {response.reason or ''}".rstrip()
+        if info.code:
+            label += f" ({info.code})"
+        response.close()
+        if status == 401:
+            raise errors.AuthenticationFailed(
+                f"{label}: the API key or token was refused; check lapor.api_key and lapor.token "
+                "(there is no token refresh, so syncing stops until they are fixed)"
+            )
+        if status == 403:
+            raise errors.NotDisposed(
+                f"{label}: the complaint is not disposed to this institution", code=info.code
+            )
+        if status == 404:
+            raise errors.NotFound(label, code=info.code)
+        if status == 409:
+            raise errors.Conflict(label, code=info.code)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock)
+            if retry_after:
+                self.limiter.penalise(min(retry_after, self.settings.retry.retry_after_cap))
+            raise errors.RateLimited(label, retry_after=retry_after)
+        if status in (400, 413, 422):
+            problems = [
+                errors.FieldProblem(field, scrub("; ".join(messages)))
+                for field, messages in info.field_errors.items()
+            ]
+            raise errors.RecordRejected(label, problems)
+        if status >= 500:
+            raise errors.ServiceUnavailable(label)
+        raise errors.ProtocolError(f"{label}: not an answer the contract allows")
+
+    def _decode(
+        self,
+        response: requests.Response,
+        method: str,
+        path: str,
+        *,
+        write: tuple[str, dict[str, object]] | None,
+    ) -> Any:
+        body = _json_or_none(response)
+        label = f"LAPOR! {method} {path}: {response.status_code}"
+        if body is None:
+            message = f"{label}: the answer is not JSON"
+            if write is not None:
+                raise errors.AmbiguousOutcome(message, operation=write[0], lookup=write[1])
+            raise errors.ServiceUnavailable(message)
+        if wire.is_soft_error(body):
+            code = wire.error_body(body).code
+            # The service said the request failed, so a write was not applied.
+            raise errors.ServiceUnavailable(
+                f"{label} with a failure status ({code or 'no code'})", sent=True
+            )
+        return body
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,782 @@
+"""The LAPOR! v3 wire format: every path, header, field name and format the service uses.
+
+This module is the only place that knows what LAPOR! calls things. It follows
+``shared/spec/lapor-v3-contract.md``: items tagged [OBS] there are observed in public evidence
+and kept exactly; items tagged [INF] are inferred and marked ``# [INF]`` here, so that they can be
+corrected in this one file when the real documentation is at hand.
+
+Inbound, it validates raw records into the canonical model (``connector.models``) and reports
+each invalid field by its path, never by its value. Outbound, it builds request bodies from
+canonical records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from connector import models as m
+from connector.errors import FieldProblem, MalformedRecord, ProtocolError
+
+# --- paths ---------------------------------------------------------------------------------
+
+PRODUCTION_BASE_URL = "https://api-splp.layanan.go.id/lapor/3.0.0"  # [OBS]
+SANDBOX_BASE_URL = "https://api-splp.layanan.go.id/sandbox-konsolidasi/1.0"  # [OBS]
+
+CATEGORIES = "/masters/categories"  # [INF] path; tree shape [OBS]
+INSTITUTIONS = "/masters/institutions/external"  # [OBS]
+TEMPLATES = "/masters/templates"  # [OBS]
+STATUSES = "/masters/statuses"  # [INF]
+CLASSIFICATIONS = "/masters/classifications"  # [INF]
+LEGACY_TOPICS = "/api/services/f01/gettopics"  # [OBS] at the host root, outside the v3 base path
+INBOX = "/complaints/inbox"  # [INF]
+FOLLOWUP_ADD = "/complaints/followup/add"  # [OBS]
+CREATE_COMPLAINT = "/complaints/complaint"  # [OBS]
+UPLOAD = "/complaints/complaint/file"  # [OBS]
+PROCESS_ACTIONS = ("verify", "postpone", "archive")  # [INF]
+
+
+def complaint_path(complaint_id: int) -> str:
+    """C2: detail and history [OBS]."""
+    return f"/complaints/{complaint_id}/complaint"
+
+
+def followups_path(complaint_id: int) -> str:
+    """C3: follow-ups and replies [OBS]."""
+    return f"/complaints/{complaint_id}/followups"
+
+
+def reject_path(complaint_id: int) -> str:
+    """C5: bukan wewenang, forward to the institution with authority [OBS]."""
+    return f"/complaints/process/{complaint_id}/reject"
+
+
+def process_path(complaint_id: int, action: str) -> str:
+    """C6: an institution admin's status action [INF]."""
+    if action not in PROCESS_ACTIONS:
+        raise ValueError(f"unknown process action {action!r}; use one of {PROCESS_ACTIONS}")
+    return f"/complaints/process/{complaint_id}/{action}"
+
+
+def attachment_path(complaint_id: int, file_id: int) -> str:
+    """C9: download one attachment [INF]."""
+    return f"/complaints/{complaint_id}/attachments/{file_id}"
+
+
+# --- headers and parameters ----------------------------------------------------------------
+
+TOKEN_PATTERN = re.compile(
+    r"^\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}$"
+)  # [OBS] a braced GUID
+MAX_PAGE_SIZE = 1000  # [INF]
+MAX_FOLLOWUP_CHARS = 5000  # [OBS]
+
+
+def auth_headers(api_key: str, token: str) -> dict[str, str]:
+    """The two credentials every request carries [OBS]."""
+    return {"Authorization": f"Bearer {api_key}", "token": token, "Accept": "application/json"}
+
+
+def legacy_topics_form(api_key: str) -> dict[str, str]:
+    """Form body of legacy gettopics: the API key as KEYTOKEN [OBS field, INF value]."""
+    return {"KEYTOKEN": api_key}
+
+
+def page_params(page: int, page_size: int) -> dict[str, str]:
+    """Query parameters of a paged list (Laravel style) [INF names]."""
+    return {"page": str(page), "page_size": str(page_size)}
+
+
+def inbox_params(updated_since: datetime) -> dict[str, str]:
+    """C1 filter: everything updated at or after ``updated_since`` (inclusive) [INF]."""
+    return {"updated_since": format_iso(updated_since)}
+
+
+def external_ref_params(external_ref: str) -> dict[str, str]:
+    """C1 filter: the complaint this institution created with that reference [INF]."""
+    return {"external_ref": external_ref}
+
+
+# --- timestamps ----------------------------------------------------------------------------
+
+WIB = timezone(timedelta(hours=7), "WIB")  # [INF] zone of d-m-Y H:i:s timestamps
+_WIB_FORMAT = "%d-%m-%Y %H:%M:%S"  # [OBS]
+
+
+def parse_wib(value: object) -> datetime:
+    """Parse a ``d-m-Y H:i:s`` timestamp (WIB, UTC+07:00) into an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise ValueError("expected a timestamp string like 31-12-2026 13:45:00")
+    try:
+        parsed = datetime.strptime(value.strip(), _WIB_FORMAT)  # noqa: DTZ007 (zone added below)
+    except ValueError:
+        raise ValueError("not a d-m-Y H:i:s timestamp") from None
+    return parsed.replace(tzinfo=WIB).astimezone(timezone.utc)
+
+
+def parse_iso(value: object) -> datetime:
+    """Parse an ISO 8601 timestamp that carries an offset into an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 timestamp string with an offset")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("timestamp has no UTC offset, so the moment it names is unknown")
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_any_timestamp(value: object) -> datetime:
+    """Parse either LAPOR! timestamp format (ISO with offset, or d-m-Y H:i:s WIB)."""
+    if isinstance(value, str) and re.match(r"^\d{2}-\d{2}-\d{4} ", value.strip()):
+        return parse_wib(value)
+    return parse_iso(value)
+
+
+def format_iso(moment: datetime) -> str:
+    """Format an aware datetime as ISO 8601 with its offset (never naive)."""
+    if moment.tzinfo is None:
+        raise ValueError("refusing to send a naive datetime to LAPOR!")
+    return moment.isoformat(timespec="seconds")
+
+
+def format_wib(moment: datetime) -> str:
+    """Format an aware datetime as ``d-m-Y H:i:s`` in WIB."""
+    if moment.tzinfo is None:
+        raise ValueError("refusing to format a naive datetime")
+    return moment.astimezone(WIB).strftime(_WIB_FORMAT)
+
+
+# --- field types ---------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean_text(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ValueError("text holds an unpaired surrogate (broken unicode)")
+    if _CONTROL.search(value):
+        raise ValueError("text holds control characters")
+    return unicodedata.normalize("NFC", value)
+
+
+def _blank_to_none(value: object) -> object:
+    return None if value in ("", 0, "0") else value
+
+
+Text = Annotated[str, BeforeValidator(_clean_text)]
+IsoTime = Annotated[datetime, BeforeValidator(parse_iso)]
+WibTime = Annotated[datetime, BeforeValidator(parse_wib)]
+AnyTime = Annotated[datetime, BeforeValidator(parse_any_timestamp)]
+OptionalId = Annotated[int | None, BeforeValidator(_blank_to_none)]
+
+_STATUS_BY_CODE = {s.value: s for s in m.ComplaintStatus}  # [INF] codes equal our values
+
+
+class _Wire(BaseModel):
+    # Unknown fields are ignored: the service may add fields without breaking us.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Deadlines(_Wire):
+    verify_by: IsoTime | None = None
+    first_followup_by: IsoTime | None = None
+    auto_close_at: IsoTime | None = None
+    overdue: bool = False
+
+
+class _Summary(_Wire):
+    id: int
+    tracking_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+    title: Text
+    channel: int | None = None
+    classification_id: int | None = None
+    category_id: int | None = None
+    location_id: int | None = None
+    is_secret: bool
+    is_anonymous: bool
+    status_code: m.ComplaintStatus
+    status_name: Text
+    disposition_id: OptionalId = None
+    disposition_name: Text | None = None
+    external_ref: Text | None = None
+    created_at: IsoTime
+    updated_at: IsoTime
+    deadlines: _Deadlines | None = None
+
+    def canonical_fields(self) -> dict[str, Any]:
+        return {
+            "lapor_id": self.id,
+            "tracking_id": self.tracking_id,
+            "title": self.title,
+            "channel_id": self.channel,
+            "classification_id": self.classification_id,
+            "category_id": self.category_id,
+            "location_id": self.location_id,
+            "is_secret": self.is_secret,
+            "is_anonymous": self.is_anonymous,
+            "status": self.status_code,
+            "status_name": self.status_name,
+            "disposition_id": self.disposition_id,
+            "disposition_name": self.disposition_name,
+            "external_ref": self.external_ref,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "deadlines": m.Deadlines(**(self.deadlines or _Deadlines()).model_dump()),
+        }
+
+
+class _Reporter(_Wire):
+    name: Text | None = None
+    email: Text | None = None
+    phone: Text | None = None
+
+
+class _Attachment(_Wire):
+    id: int
+    file_name: Text
+    extension: Text | None = None
+    path: Text | None = None
+
+
+def _attachments(items: Sequence[_Attachment]) -> tuple[m.Attachment, ...]:
+    return tuple(m.Attachment(**a.model_dump()) for a in items)
+
+
+class _StatusLog(_Wire):
+    note: Text
+    timestamp: AnyTime
+
+
+class _Detail(_Summary):
+    content: Text
+    date_of_incident: date | None = None
+    tags_raw: Text | None = None
+    reporter: _Reporter | None = None
+    status_logs: list[_StatusLog] = []
+    attachments: list[_Attachment] = []
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")  # [OBS] sometimes with spaces inside the braces
+
+
+class _DataLog(_Wire):
+    id: int
+    date: WibTime
+    template_code: Text
+    content: Text = ""
+    institution_from_name: Text | None = None
+    institution_to_name: Text | None = None
+    data: str | dict[str, Any] | None = None  # [OBS] a JSON *string* holding status_old/status_new
+    attachments: list[_Attachment] = []
+
+    def status_names(self) -> tuple[str | None, str | None]:
+        payload: Any = self.data
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload) if payload.strip() else {}
+            except ValueError:
+                raise ValueError("data is not a JSON string") from None
+        if not isinstance(payload, dict):
+            return None, None
+
+        def name(key: str) -> str | None:
+            item = payload.get(key)
+            return item.get("name") if isinstance(item, dict) else None
+
+        return name("status_old"), name("status_new")
+
+    def entry(self) -> m.HistoryEntry:
+        old, new = self.status_names()
+        values = {
+            "institution_from": self.institution_from_name or "",
+            "institution_to": self.institution_to_name or "",
+            "status_old": old or "",
+            "status_new": new or "",
+        }
+        text = _PLACEHOLDER.sub(
+            lambda match: values.get(match.group(1), match.group(0)), self.content
+        )
+        return m.HistoryEntry(
+            id=self.id,
+            at=self.date,
+            kind=self.template_code,
+            text=text,
+            institution_from=self.institution_from_name,
+            institution_to=self.institution_to_name,
+            status_old=old,
+            status_new=new,
+            attachments=_attachments(self.attachments),
+        )
+
+
+class _FollowUp(_Wire):
+    id: int
+    created_at: AnyTime  # [OBS] d-m-Y H:i:s; ISO accepted too
+    content: Text
+    template_code: Text | None = None
+    institution_from_name: Text | None = None
+    institution_to_name: Text | None = None
+    is_secret: bool = False
+    attachments: list[_Attachment] = []
+    author_type: m.Author = m.Author.INSTITUTION  # [INF]
+
+
+class _Category(_Wire):
+    id: int
+    parent_id: OptionalId = None  # [OBS] 0 is a root
+    name: Text
+
+
+class _Topic(_Wire):
+    id: int  # [OBS] sent as strings: "13"
+    parent: OptionalId = None
+    topic_name: Text
+
+
+class _Institution(_Wire):
+    id: int
+    name: Text
+    parent_id: OptionalId = None  # [INF]
+
+
+class _Template(_Wire):
+    template_code: Text
+    title: Text
+    type: Text | None = None
+    content: Text = ""
+
+
+class _Status(_Wire):
+    code: m.ComplaintStatus  # [INF]
+    name: Text
+
+
+class _Classification(_Wire):
+    id: int
+    name: Text
+
+
+# --- inbound translation -------------------------------------------------------------------
+
+W = TypeVar("W", bound=_Wire)
+
+
+def _problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    problems = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        path = prefix
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(path or "(record)", message))
+    return problems
+
+
+def _record_id(raw: object) -> str | None:
+    if isinstance(raw, Mapping):
+        value = raw.get("id")
+        if isinstance(value, (int, str)) and str(value).isdigit():
+            return str(value)
+    return None
+
+
+def _validate(model: type[W], raw: object, what: str) -> W:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        record_id = _record_id(raw)
+        label = f"{what} {record_id}" if record_id else what
+        raise MalformedRecord(
+            f"LAPOR! sent an invalid {label}", _problems(error), record_id=record_id
+        ) from None
+
+
+def complaint_summary(raw: object) -> m.ComplaintSummary:
+    """A C1 listing item as a canonical summary."""
+    return m.ComplaintSummary(**_validate(_Summary, raw, "complaint").canonical_fields())
+
+
+def complaint_detail(results: object) -> m.Complaint:
+    """A C2 ``results`` (``data`` and ``data_logs``) as a canonical complaint."""
+    if not isinstance(results, Mapping) or not isinstance(results.get("data"), Mapping):
+        raise MalformedRecord("LAPOR! sent a complaint detail without data")
+    detail = _validate(_Detail, results["data"], "complaint")
+    raw_logs = results.get("data_logs") or []
+    if not isinstance(raw_logs, list):
+        raise MalformedRecord(
+            "LAPOR! sent an invalid complaint detail",
+            [FieldProblem("data_logs", "expected a list")],
+            record_id=str(detail.id),
+        )
+    history = []
+    for index, raw_log in enumerate(raw_logs):
+        try:
+            log = _DataLog.model_validate(raw_log)
+            history.append(log.entry())
+        except ValidationError as error:
+            raise MalformedRecord(
+                f"LAPOR! sent an invalid history of complaint {detail.id}",
+                _problems(error, f"data_logs[{index}]"),
+                record_id=str(detail.id),
+            ) from None
+        except ValueError as error:
+            raise MalformedRecord(
+                f"LAPOR! sent an invalid history of complaint {detail.id}",
+                [FieldProblem(f"data_logs[{index}].data", str(error))],
+                record_id=str(detail.id),
+            ) from None
+    reporter = detail.reporter or _Reporter()
+    return m.Complaint(
+        **detail.canonical_fields(),
+        content=detail.content,
+        incident_date=detail.date_of_incident,
+        tags=detail.tags_raw,
+        # An anonymous complaint's reporter is never kept, whatever the service sent.
+        reporter=m.Reporter() if detail.is_anonymous else m.Reporter(**reporter.model_dump()),
+        status_notes=tuple(m.StatusNote(note=s.note, at=s.timestamp) for s in detail.status_logs),
+        attachments=_attachments(detail.attachments),
+        history=tuple(history),
+    )
+
+
+def followup(raw: object) -> m.FollowUp:
+    """A C3 item as a canonical follow-up."""
+    f = _validate(_FollowUp, raw, "follow-up")
+    return m.FollowUp(
+        id=f.id,
+        at=f.created_at,
+        content=f.content,
+        author=f.author_type,
+        kind=f.template_code,
+        institution_from=f.institution_from_name,
+        institution_to=f.institution_to_name,
+        is_secret=f.is_secret,
+        attachments=_attachments(f.attachments),
+    )
+
+
+def category(raw: object) -> m.Category:
+    c = _validate(_Category, raw, "category")
+    return m.Category(id=c.id, name=c.name, parent_id=c.parent_id)
+
+
+def topic(raw: object) -> m.Topic:
+    t = _validate(_Topic, raw, "topic")
+    return m.Topic(id=t.id, name=t.topic_name, parent_id=t.parent)
+
+
+def institution(raw: object) -> m.Institution:
+    i = _validate(_Institution, raw, "institution")
+    return m.Institution(id=i.id, name=i.name, parent_id=i.parent_id)
+
+
+def template(raw: object) -> m.Template:
+    t = _validate(_Template, raw, "template")
+    return m.Template(code=t.template_code, title=t.title, kind=t.type, content=t.content)
+
+
+def status(raw: object) -> m.StatusInfo:
+    s = _validate(_Status, raw, "status")
+    return m.StatusInfo(status=s.code, name=s.name)
+
+
+def classification(raw: object) -> m.Classification:
+    c = _validate(_Classification, raw, "classification")
+    return m.Classification(id=c.id, name=c.name)
+
+
+# --- envelopes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """What an error envelope says: a machine code and field errors (the message is not kept)."""
+
+    code: str | None
+    field_errors: dict[str, list[str]]
+
+
+def error_body(body: object) -> ErrorBody:
+    """Read ``{"status": false, "code": ..., "errors": {...}}`` [INF]; tolerate anything else."""
+    if not isinstance(body, Mapping):
+        return ErrorBody(None, {})
+    code = body.get("code")
+    errors = body.get("errors")
+    fields: dict[str, list[str]] = {}
+    if isinstance(errors, Mapping):
+        for name, messages in errors.items():
+            if isinstance(messages, list):
+                fields[str(name)] = [str(x) for x in messages]
+            elif messages is not None:
+                fields[str(name)] = [str(messages)]
+    return ErrorBody(code if isinstance(code, str) else None, fields)
+
+
+def is_soft_error(body: object) -> bool:
+    """A 200 whose envelope says ``"status": false`` is a failure [INF]."""
+    return isinstance(body, Mapping) and body.get("status") is False
+
+
+def results(body: object, path: str) -> Any:
+    """The ``results`` of a success envelope [OBS]."""
+    if not isinstance(body, Mapping) or "results" not in body:
+        raise ProtocolError(f"LAPOR! {path}: the answer has no results")
+    return body["results"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a Laravel-style list."""
+
+    items: list[Any]
+    page: int
+    next_page: int | None
+    total: int | None
+    server_time: datetime | None
+
+
+def page(body: object, path: str, requested_page: int) -> Page:
+    """Read a paged list: ``data`` and ``next_page_url`` [OBS], the rest [INF].
+
+    Only the page number is taken from ``next_page_url``: the connector never follows a URL
+    the service hands it, so credentials cannot be sent to another host.
+    """
+    res = results(body, path)
+    if not isinstance(res, Mapping) or not isinstance(res.get("data"), list):
+        raise ProtocolError(f"LAPOR! {path}: the answer has no data list")
+    current = res.get("current_page")
+    current = current if isinstance(current, int) else requested_page
+    next_url = res.get("next_page_url")
+    next_page: int | None = None
+    if isinstance(next_url, str) and next_url:
+        numbers = parse_qs(urlsplit(next_url).query).get("page", [])
+        next_page = int(numbers[0]) if numbers and numbers[0].isdigit() else current + 1
+    total = res.get("total")
+    server_time = None
+    if res.get("server_time") is not None:  # [INF]
+        try:
+            server_time = parse_iso(res["server_time"])
+        except ValueError as error:
+            raise ProtocolError(f"LAPOR! {path}: server_time: {error}") from None
+    return Page(
+        items=list(res["data"]),
+        page=current,
+        next_page=next_page,
+        total=total if isinstance(total, int) else None,
+        server_time=server_time,
+    )
+
+
+def list_items(body: object, path: str) -> list[Any]:
+    """Items of an unpaged list: ``results.data`` or a bare array (legacy services)."""
+    if isinstance(body, list):
+        return body
+    res = results(body, path)
+    data = res.get("data") if isinstance(res, Mapping) else res
+    if not isinstance(data, list):
+        raise ProtocolError(f"LAPOR! {path}: the answer has no data list")
+    return data
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class CreateAnswer:
+    """The id LAPOR! gave a new complaint, and its full record when the answer carried it."""
+
+    lapor_id: int
+    created: m.CreatedComplaint | None
+
+
+def created_complaint(body: object) -> CreateAnswer:
+    """Read a C7 answer, which carries the id three ways [OBS]; prefer the richest."""
+    if isinstance(body, Mapping):
+        res = body.get("results")
+        complaint = res.get("complaint") if isinstance(res, Mapping) else None
+        if isinstance(complaint, Mapping) and _int(complaint.get("id")) is not None:
+            lapor_id = _int(complaint["id"])
+            assert lapor_id is not None
+            tracking = complaint.get("tracking_id")
+            if isinstance(tracking, (str, int)) and str(tracking).isdigit():
+                return CreateAnswer(
+                    lapor_id,
+                    m.CreatedComplaint(
+                        lapor_id=lapor_id,
+                        tracking_id=str(tracking),
+                        status_name=str(complaint.get("status_name") or ""),
+                    ),
+                )
+            return CreateAnswer(lapor_id, None)
+        data = body.get("data")
+        for candidate in (
+            body.get("complaint_id"),
+            data.get("complaint_id") if isinstance(data, Mapping) else None,
+        ):
+            lapor_id = _int(candidate)
+            if lapor_id is not None:
+                return CreateAnswer(lapor_id, None)
+    raise ProtocolError(f"LAPOR! {CREATE_COMPLAINT}: the answer carries no complaint id")
+
+
+def created_followup(body: object) -> m.CreatedFollowUp:
+    """Read a C4 answer: ``results.data{id, complaint_id, created_at}`` [OBS]."""
+    res = results(body, FOLLOWUP_ADD)
+    data = res.get("data") if isinstance(res, Mapping) else None
+    if not isinstance(data, Mapping):
+        raise ProtocolError(f"LAPOR! {FOLLOWUP_ADD}: the answer has no data")
+    try:
+        return m.CreatedFollowUp(
+            id=data["id"],
+            complaint_id=data["complaint_id"],
+            created_at=parse_any_timestamp(data["created_at"]),
+        )
+    except (KeyError, ValueError, ValidationError) as error:
+        raise ProtocolError(
+            f"LAPOR! {FOLLOWUP_ADD}: the answer's data is incomplete ({type(error).__name__})"
+        ) from None
+
+
+def uploaded_files(body: object) -> list[m.UploadedFile]:
+    """Read a C8 answer: images and other documents come back in two lists [OBS]."""
+    res = results(body, UPLOAD)
+    files = []
+    for key, is_image in (("images", True), ("docs", False)):
+        for item in (res.get(key) or []) if isinstance(res, Mapping) else []:
+            file_id = _int(item.get("id")) if isinstance(item, Mapping) else None
+            if file_id is None:
+                raise ProtocolError(f"LAPOR! {UPLOAD}: an uploaded file has no id")
+            files.append(
+                m.UploadedFile(
+                    id=file_id, file_name=str(item.get("file_name", "")), is_image=is_image
+                )
+            )
+    return files
+
+
+# --- outbound bodies -----------------------------------------------------------------------
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+#: Multipart parts as ``requests`` takes them: (field, (file name or None, content, content type)).
+Parts = list[tuple[str, tuple[str | None, bytes | str, str | None]]]
+
+
+def followup_form(followup: m.NewFollowUp, institution_id: int) -> Parts:
+    """C4 as multipart parts [OBS fields]; ``institution_from_id`` is always the caller's."""
+    fields: dict[str, str | None] = {
+        "complaint_id": str(followup.complaint_id),
+        "content": followup.content,
+        "institution_from_id": str(institution_id),
+        "institution_to_id": _opt(followup.institution_to_id),
+        "user_id": _opt(followup.user_id),
+        "template_code": followup.kind,
+        "rating": _opt(followup.rating),
+        "is_secret": _flag(followup.is_secret),
+        "info_disposition": followup.disposition_note,
+    }
+    parts: Parts = [
+        (name, (None, value, None)) for name, value in fields.items() if value is not None
+    ]
+    for index, (file_name, content, content_type) in enumerate(followup.files):
+        parts.append((f"attachment[{index}]", (file_name, content, content_type)))
+    return parts
+
+
+def _opt(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+CHANNEL_INSTITUTION_API = 13  # [OBS] institution channel (API)
+CHANNEL_WHATSAPP = 26  # [OBS] WhatsApp with a new reporter account
+
+
+def complaint_body(complaint: m.NewComplaint) -> dict[str, Any]:
+    """C7 body [OBS fields; ``external_ref`` INF]. Anonymous complaints never carry the reporter."""
+    body: dict[str, Any] = {
+        "title": complaint.title,
+        "content": complaint.content,
+        "channel": complaint.channel_id,
+        "classification_id": complaint.classification_id,
+        "category_id": complaint.category_id,
+        "location_id": complaint.location_id,
+        "date_of_incident": complaint.incident_date.isoformat()
+        if complaint.incident_date
+        else None,
+        "tags_raw": complaint.tags or "",
+        "is_secret": int(complaint.is_secret),
+        "is_anonymous": int(complaint.is_anonymous),
+        "disposition_id": complaint.disposition_id,
+        "is_disposisi_slider": True,
+        "info_disposition": complaint.disposition_note or "",
+        "attachments": json.dumps(
+            list(complaint.attachment_ids)
+        ),  # [OBS] a string holding a JSON array
+        "external_ref": complaint.external_ref,  # [INF]
+    }
+    reporter = complaint.reporter
+    if complaint.user_id is not None:
+        body["user_id"] = complaint.user_id
+    elif reporter is not None and reporter.is_known and not complaint.is_anonymous:
+        body.update(
+            {
+                "is_new_user_slider": True,
+                "nameUser": reporter.name,
+                "emailUser": reporter.email,
+                "phoneUser": reporter.phone,
+            }
+        )
+    else:
+        raise ValueError(
+            f"complaint {complaint.external_ref}: LAPOR! needs a reporter account; give user_id "
+            "(the agency's intake account, required for anonymous complaints) or a reporter with "
+            "a name and an email or phone"
+        )
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def reject_body(target_institution_id: int, description: str) -> dict[str, Any]:
+    """C5 body: forward as not our authority (bukan wewenang) [OBS]."""
+    return {
+        "is_request": 1,
+        "reason": str(target_institution_id),
+        "reason_description": description,
+        "not_authority": 1,
+    }
+
+
+def process_body(note: str | None) -> dict[str, Any]:
+    """C6 body [INF]: an optional note."""
+    return {"note": note} if note else {}
+
+
+def upload_parts(files: Sequence[tuple[str, bytes, str]]) -> Parts:
+    """C8 multipart parts: every file under ``attachments[]`` [OBS]."""
+    return [
+        ("attachments[]", (name, content, content_type)) for name, content, content_type in files
+    ]

@@ -1,0 +1,291 @@
+"""The canonical model: what the connector speaks internally, whatever the wire format.
+
+No LAPOR! or agency field name appears outside the module that owns that wire format; this
+module names things once, in the connector's own words. Personal data (the reporter) is kept
+out of every ``repr`` so it cannot leak into a log line or an error message by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.errors import FieldProblem, RecordError
+
+
+class Model(BaseModel):
+    """Base of canonical records: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ComplaintStatus(str, Enum):
+    """A complaint's place in the LAPOR! lifecycle."""
+
+    UNVERIFIED = "unverified"  #: Belum Terverifikasi
+    POSTPONED = "postponed"  #: Ditunda
+    VERIFIED = "verified"  #: Terverifikasi
+    IN_PROCESS = "in_process"  #: Dalam Proses
+    DONE = "done"  #: Selesai
+    ARCHIVED = "archived"  #: Diarsipkan
+    REJECTED = "rejected"  #: Ditolak
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for Selesai, Diarsipkan and Ditolak: nothing more happens to the complaint."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({ComplaintStatus.DONE, ComplaintStatus.ARCHIVED, ComplaintStatus.REJECTED})
+
+
+class Author(str, Enum):
+    """Who wrote a follow-up or reply."""
+
+    INSTITUTION = "institution"
+    REPORTER = "reporter"
+    ADMIN = "admin"
+
+
+class Reporter(Model):
+    """The citizen who reported (personal data: never logged, never in a repr)."""
+
+    name: str | None = Field(default=None, repr=False)
+    email: str | None = Field(default=None, repr=False)
+    phone: str | None = Field(default=None, repr=False)
+
+    @property
+    def is_known(self) -> bool:
+        """True when at least one identifying field is present."""
+        return any((self.name, self.email, self.phone))
+
+    def __repr__(self) -> str:
+        return "Reporter(<personal data hidden>)"
+
+    __str__ = __repr__
+
+
+class Attachment(Model):
+    """A file attached to a complaint or follow-up, stored on LAPOR!."""
+
+    id: int
+    file_name: str
+    extension: str | None = None
+    path: str | None = None
+
+
+class StatusNote(Model):
+    """One line of a complaint's status history."""
+
+    note: str
+    at: datetime
+
+
+class Deadlines(Model):
+    """Service-rule deadlines LAPOR! computes for a complaint (working days)."""
+
+    verify_by: datetime | None = None
+    first_followup_by: datetime | None = None
+    auto_close_at: datetime | None = None
+    overdue: bool = False
+
+
+class ComplaintSummary(Model):
+    """A complaint as a listing shows it: enough to tell whether it changed."""
+
+    lapor_id: int
+    tracking_id: str
+    title: str
+    channel_id: int | None = None
+    classification_id: int | None = None
+    category_id: int | None = None
+    location_id: int | None = None
+    is_secret: bool
+    is_anonymous: bool
+    status: ComplaintStatus
+    status_name: str
+    disposition_id: int | None = None
+    disposition_name: str | None = None
+    external_ref: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    deadlines: Deadlines = Deadlines()
+
+
+class HistoryEntry(Model):
+    """One entry of a complaint's history on LAPOR! (disposition, status change, ...)."""
+
+    id: int
+    at: datetime
+    kind: str
+    text: str
+    institution_from: str | None = None
+    institution_to: str | None = None
+    status_old: str | None = None
+    status_new: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+class Complaint(ComplaintSummary):
+    """A complaint in full, with its content, reporter and history."""
+
+    content: str
+    incident_date: date | None = None
+    tags: str | None = None
+    reporter: Reporter = Reporter()
+    status_notes: tuple[StatusNote, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+
+
+class FollowUp(Model):
+    """A follow-up (tindak lanjut) by the institution, or a reply by the reporter or an admin."""
+
+    id: int
+    at: datetime
+    content: str
+    author: Author
+    kind: str | None = None
+    institution_from: str | None = None
+    institution_to: str | None = None
+    is_secret: bool = False
+    attachments: tuple[Attachment, ...] = ()
+
+
+class NewFollowUp(Model):
+    """A follow-up to post to LAPOR!."""
+
+    complaint_id: int
+    content: str
+    is_secret: bool = False
+    kind: str | None = None
+    rating: int | None = Field(default=None, ge=0, le=5)
+    user_id: int | None = None
+    institution_to_id: int | None = None
+    disposition_note: str | None = None
+    #: Files to attach: (file name, bytes, content type).
+    files: tuple[tuple[str, bytes, str], ...] = Field(default=(), repr=False)
+
+
+class CreatedFollowUp(Model):
+    """What LAPOR! answered when a follow-up was added."""
+
+    id: int
+    complaint_id: int
+    created_at: datetime
+
+
+class NewComplaint(Model):
+    """A complaint received on the agency's own channel, to be created on LAPOR!.
+
+    Exactly one of ``reporter`` (a new reporter account) or ``user_id`` (an existing account,
+    e.g. the agency's intake account for anonymous complaints) must be given.
+    """
+
+    external_ref: str
+    title: str
+    content: str
+    channel_id: int
+    classification_id: int
+    category_id: int
+    disposition_id: int
+    location_id: int | None = None
+    incident_date: date | None = None
+    tags: str | None = None
+    is_secret: bool = False
+    is_anonymous: bool = False
+    disposition_note: str | None = None
+    reporter: Reporter | None = None
+    user_id: int | None = None
+    attachment_ids: tuple[int, ...] = ()
+
+
+class CreatedComplaint(Model):
+    """What LAPOR! answered when a complaint was created."""
+
+    lapor_id: int
+    tracking_id: str
+    status_name: str
+
+
+class UploadedFile(Model):
+    """A file stored on LAPOR! by an upload, ready to attach by id."""
+
+    id: int
+    file_name: str
+    is_image: bool
+
+
+class Category(Model):
+    """A node of LAPOR!'s category tree; ``parent_id`` is None for a root."""
+
+    id: int
+    name: str
+    parent_id: int | None = None
+
+
+class Topic(Model):
+    """A topic from the legacy ``gettopics`` service (the older category list)."""
+
+    id: int
+    name: str
+    parent_id: int | None = None
+
+
+class Institution(Model):
+    """An institution (K/L/D) a complaint can be disposed to."""
+
+    id: int
+    name: str
+    parent_id: int | None = None
+
+
+class Template(Model):
+    """A message template (disposition, follow-up, ...)."""
+
+    code: str
+    title: str
+    kind: str | None = None
+    content: str
+
+
+class StatusInfo(Model):
+    """A status as LAPOR! names it."""
+
+    status: ComplaintStatus
+    name: str
+
+
+class Classification(Model):
+    """A report type (klasifikasi): Aspirasi, Pengaduan, ..."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A record that failed validation, kept for quarantine: where it came from and what is wrong.
+
+    ``raw`` holds the record as received (it may contain personal data), so it is left out of
+    the repr; it belongs in the state store's quarantine, never in a log line.
+    """
+
+    source: str
+    record_id: str | None
+    problems: tuple[FieldProblem, ...]
+    raw: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def from_error(cls, source: str, error: RecordError, raw: Any) -> InvalidRecord:
+        """Build one from the error that rejected ``raw``."""
+        return cls(source=source, record_id=error.record_id, problems=error.problems, raw=raw)
+
+    def describe(self) -> str:
+        """One line naming the record and its problems (no values)."""
+        problems = "; ".join(str(p) for p in self.problems) or "invalid"
+        return f"{self.source} record {self.record_id or '(no id)'}: {problems}"

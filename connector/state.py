@@ -1,0 +1,268 @@
+"""The connector's own state, in one SQLite file: what was pulled, cursors, and the quarantine.
+
+The file is opened in WAL mode with ``synchronous=FULL`` and a busy timeout; its schema is
+versioned (``PRAGMA user_version``) and migrated forward on open. Writes that belong together
+run in one transaction (``with store.transaction():``), so a cursor never advances past rows
+that were not committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlite_utils
+
+from connector.clock import Clock
+from connector.models import ComplaintSummary, InvalidRecord
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: complaints seen on LAPOR!, cursors, quarantine
+    """
+    CREATE TABLE lapor_complaints (
+        lapor_id INTEGER PRIMARY KEY,
+        tracking_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_name TEXT NOT NULL,
+        channel_id INTEGER,
+        classification_id INTEGER,
+        category_id INTEGER,
+        disposition_id INTEGER,
+        disposition_name TEXT,
+        is_secret INTEGER NOT NULL,
+        is_anonymous INTEGER NOT NULL,
+        external_ref TEXT,
+        overdue INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        pulled_at TEXT NOT NULL
+    );
+    CREATE INDEX lapor_complaints_tracking_id ON lapor_complaints (tracking_id);
+    CREATE TABLE cursors (
+        flow TEXT PRIMARY KEY,
+        watermark TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        record_id TEXT,
+        problems TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        times_seen INTEGER NOT NULL DEFAULT 1,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        UNIQUE (source, record_key)
+    );
+    """,
+)
+
+SaveOutcome = Literal["new", "changed", "unchanged"]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """A quarantined record: where it came from, its id, and what is wrong with it."""
+
+    id: int
+    source: str
+    record_id: str | None
+    problems: list[str]
+    status: str
+    times_seen: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class StateStore:
+    """The connector's SQLite state file."""
+
+    def __init__(self, path: str | Path, clock: Clock) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        conn = sqlite3.connect(
+            str(self.path), timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self._depth = 0
+        self._migrate()
+
+    def close(self) -> None:
+        """Close the database file."""
+        self.db.conn.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this file is at."""
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this connector knows "
+                f"({len(MIGRATIONS)}); upgrade the connector"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block in one transaction (nested blocks join the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # --- complaints seen on LAPOR! ---------------------------------------------------------
+
+    def save_complaint(self, complaint: ComplaintSummary) -> SaveOutcome:
+        """Record a complaint as listed on LAPOR!; say whether it is new, changed or unchanged."""
+        row = self.db.execute(
+            "SELECT updated_at FROM lapor_complaints WHERE lapor_id = ?", [complaint.lapor_id]
+        ).fetchone()
+        if row is not None and _parse(row[0]) >= complaint.updated_at:
+            return "unchanged"
+        self.db.table("lapor_complaints").upsert(
+            {
+                "lapor_id": complaint.lapor_id,
+                "tracking_id": complaint.tracking_id,
+                "title": complaint.title,
+                "status": complaint.status.value,
+                "status_name": complaint.status_name,
+                "channel_id": complaint.channel_id,
+                "classification_id": complaint.classification_id,
+                "category_id": complaint.category_id,
+                "disposition_id": complaint.disposition_id,
+                "disposition_name": complaint.disposition_name,
+                "is_secret": int(complaint.is_secret),
+                "is_anonymous": int(complaint.is_anonymous),
+                "external_ref": complaint.external_ref,
+                "overdue": int(complaint.deadlines.overdue),
+                "created_at": _iso(complaint.created_at),
+                "updated_at": _iso(complaint.updated_at),
+                "pulled_at": _iso(self.clock.now()),
+            },
+            pk="lapor_id",
+        )
+        return "new" if row is None else "changed"
+
+    def complaints(self) -> list[dict[str, Any]]:
+        """Every complaint seen on LAPOR!, most recently updated first."""
+        return list(
+            self.db.query("SELECT * FROM lapor_complaints ORDER BY updated_at DESC, lapor_id DESC")
+        )
+
+    def count_complaints(self) -> int:
+        """How many complaints have been seen."""
+        return int(self.db.execute("SELECT count(*) FROM lapor_complaints").fetchone()[0])
+
+    # --- cursors ---------------------------------------------------------------------------
+
+    def watermark(self, flow: str) -> datetime | None:
+        """Where ``flow`` stopped last time (None if it never ran)."""
+        row = self.db.execute("SELECT watermark FROM cursors WHERE flow = ?", [flow]).fetchone()
+        return _parse(row[0]) if row else None
+
+    def set_watermark(self, flow: str, value: datetime) -> None:
+        """Move ``flow``'s cursor forward to ``value`` (never backwards)."""
+        current = self.watermark(flow)
+        if current is not None and value <= current:
+            return
+        self.db.table("cursors").upsert(
+            {"flow": flow, "watermark": _iso(value), "updated_at": _iso(self.clock.now())},
+            pk="flow",
+        )
+
+    # --- quarantine ------------------------------------------------------------------------
+
+    def quarantine(self, record: InvalidRecord) -> int:
+        """Keep an invalid record with its problems; seeing it again counts, it is not duplicated."""
+        raw = json.dumps(record.raw, sort_keys=True, default=str)
+        key = record.record_id or "sha256:" + hashlib.sha256(raw.encode()).hexdigest()[:20]
+        now = _iso(self.clock.now())
+        problems = json.dumps([str(p) for p in record.problems])
+        self.db.execute(
+            """
+            INSERT INTO quarantine (source, record_key, record_id, problems, raw, first_seen, last_seen)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (source, record_key) DO UPDATE SET
+                problems = excluded.problems, raw = excluded.raw, last_seen = excluded.last_seen,
+                times_seen = times_seen + 1, status = 'open'
+            """,
+            [record.source, key, record.record_id, problems, raw, now, now],
+        )
+        row = self.db.execute(
+            "SELECT id FROM quarantine WHERE source = ? AND record_key = ?", [record.source, key]
+        ).fetchone()
+        return int(row[0])
+
+    def quarantined(self, status: str = "open") -> list[QuarantineEntry]:
+        """Quarantined records with the given status, oldest first."""
+        rows = self.db.query("SELECT * FROM quarantine WHERE status = ? ORDER BY id", [status])
+        return [
+            QuarantineEntry(
+                id=row["id"],
+                source=row["source"],
+                record_id=row["record_id"],
+                problems=json.loads(row["problems"]),
+                status=row["status"],
+                times_seen=row["times_seen"],
+                first_seen=_parse(row["first_seen"]),
+                last_seen=_parse(row["last_seen"]),
+            )
+            for row in rows
+        ]
+
+    def release(self, source: str, record_id: str) -> None:
+        """Close a quarantine entry: the record has since synced."""
+        self.db.execute(
+            "UPDATE quarantine SET status = 'resolved' WHERE source = ? AND record_id = ? AND status = 'open'",
+            [source, record_id],
+        )

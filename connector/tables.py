@@ -1,0 +1,57 @@
+"""Tables for the terminal (rich): what operators read. No reporter data ever appears here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+
+from connector.lapor.wire import WIB
+
+SECRET_TITLE = "(rahasia: judul disembunyikan)"  # noqa: S105 (a label, not a password)
+
+
+def _wib(text: str) -> str:
+    return datetime.fromisoformat(text).astimezone(WIB).strftime("%d-%m-%Y %H:%M")
+
+
+def complaints_table(rows: Iterable[Mapping[str, Any]], *, title: str) -> Table:
+    """Complaints pulled from LAPOR!; a secret (rahasia) complaint's title is not shown."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("Tracking ID", style="bold")
+    table.add_column("LAPOR! id", justify="right")
+    table.add_column("Status")
+    table.add_column("Judul (title)", overflow="fold", max_width=48)
+    table.add_column("Flags")
+    table.add_column("Disposisi", overflow="fold", max_width=30)
+    table.add_column("Updated (WIB)")
+    for row in rows:
+        flags = [
+            name
+            for name, on in (("rahasia", row["is_secret"]), ("anonim", row["is_anonymous"]))
+            if on
+        ]
+        if row["overdue"]:
+            flags.append("overdue")
+        table.add_row(
+            row["tracking_id"],
+            str(row["lapor_id"]),
+            row["status_name"],
+            SECRET_TITLE if row["is_secret"] else row["title"],
+            ", ".join(flags),
+            row["disposition_name"] or "",
+            _wib(row["updated_at"]),
+        )
+    return table
+
+
+def records_table(title: str, columns: list[str], rows: Iterable[Iterable[object]]) -> Table:
+    """A plain table of master data."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table

@@ -125,6 +125,22 @@ def pull(config_path: Path, limit: int) -> None:
             console.print(f"  quarantined: {bad.describe()}", style="yellow", markup=False)
 
 
+@cli.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Run the daemon: every sync job on its interval, until SIGTERM or Ctrl-C.
+
+    Only one daemon runs per state file. A refused API key or token stops it (exit code 4).
+
+    \b
+    Example:
+      lapor-connector run --config /etc/lapor-connector/config.yaml
+    """
+    from connector.daemon import Daemon
+
+    Daemon(_settings(config_path)).serve()
+
+
 @cli.group(cls=ConnectorGroup)
 def config() -> None:
     """Inspect the configuration."""

@@ -115,11 +115,18 @@ class LoggingSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ScheduleSettings(Section):
+    """How often each sync job runs, in seconds."""
+
+    inbox_seconds: float = Field(default=60.0, ge=1, le=86_400)
+
+
 class Settings(Section):
     """The whole configuration."""
 
     lapor: LaporSettings
     state: StateSettings = StateSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

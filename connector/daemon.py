@@ -1,0 +1,141 @@
+"""The background service: runs the sync jobs on APScheduler until told to stop.
+
+One daemon per state file (an exclusive lock beside it). Each job runs one instance at a time,
+missed runs are coalesced, and SIGTERM/SIGINT stop the scheduler after the job in flight ends.
+A fatal error (refused credentials) stops the daemon with an alert instead of retrying forever.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from connector import errors
+from connector.clock import SystemClock
+from connector.config import Settings
+from connector.lapor.client import LaporClient
+from connector.logs import get_logger
+from connector.pull import pull_inbox
+from connector.state import StateStore
+
+log = get_logger("daemon")
+
+
+class AlreadyRunning(errors.FatalError):
+    """Another daemon holds the state file's lock."""
+
+
+@contextmanager
+def exclusive_lock(state_path: Path) -> Iterator[None]:
+    """Hold ``<state>.lock`` for the block; fail at once if another process holds it."""
+    lock_path = state_path.with_name(state_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another connector is already running on {state_path} (lock {lock_path}); "
+                "stop it first, or give this one its own state.path"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class Daemon:
+    """Schedules the sync jobs and owns the resources they share."""
+
+    def __init__(self, settings: Settings, *, clock: SystemClock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._stopped = threading.Event()
+        self.fatal: errors.FatalError | None = None
+        self.runs = 0
+
+    def jobs(self) -> dict[str, tuple[Callable[[], Any], float]]:
+        """Job name → (callable, interval in seconds)."""
+        return {"lapor.inbox": (self.pull, self.settings.schedule.inbox_seconds)}
+
+    def pull(self) -> None:
+        """One inbox pull with fresh connections and a fresh state handle."""
+        with (
+            StateStore(self.settings.state.path, self.clock) as store,
+            LaporClient(self.settings.lapor, self.clock) as client,
+        ):
+            pull_inbox(client, store)
+
+    def stop(self, *_: object) -> None:
+        """Ask the daemon to stop after the job in flight."""
+        self._stopped.set()
+        self.clock.wake()
+
+    def serve(self, *, max_runs: int | None = None) -> None:
+        """Run until stopped (signal, ``stop()``, a fatal error, or ``max_runs`` job runs)."""
+        with exclusive_lock(self.settings.state.path):
+            scheduler = BackgroundScheduler(
+                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+            )
+
+            def finished(event: JobExecutionEvent) -> None:
+                self.runs += 1
+                error = event.exception
+                if isinstance(error, errors.FatalError):
+                    self.fatal = error
+                    log.critical(
+                        "daemon_stopping_on_fatal_error", job=event.job_id, error=str(error)
+                    )
+                    self.stop()
+                elif isinstance(error, errors.ConnectorError):
+                    log.error(
+                        "job_failed", job=event.job_id, kind=type(error).__name__, error=str(error)
+                    )
+                elif error is not None:
+                    log.error("job_crashed", job=event.job_id, kind=type(error).__name__)
+                if max_runs is not None and self.runs >= max_runs:
+                    self.stop()
+
+            scheduler.add_listener(finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+            for name, (job, seconds) in self.jobs().items():
+                scheduler.add_job(
+                    job, "interval", seconds=seconds, id=name, next_run_time=self.clock.now()
+                )
+            previous = _install_signal_handlers(self.stop)
+            log.info(
+                "daemon_started", jobs=sorted(self.jobs()), state=str(self.settings.state.path)
+            )
+            scheduler.start()
+            try:
+                self._stopped.wait()
+            finally:
+                scheduler.shutdown(wait=True)
+                _restore_signal_handlers(previous)
+                log.info("daemon_stopped", runs=self.runs)
+        if self.fatal is not None:
+            raise self.fatal
+
+
+def _install_signal_handlers(handler: Callable[[int, FrameType | None], Any]) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

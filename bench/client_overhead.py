@@ -26,13 +26,13 @@ from connector.lapor import wire
 from connector.lapor.client import LaporClient
 
 API_KEY = "bench-api-key"
-TOKEN = "{0BE0C4A1-0000-4000-8000-00000000BE0C}"
+TOKEN = "{0BE0C4A1-0000-4000-8000-00000000BE0C}"  # noqa: S105 (the simulator's test token)
 INSTITUTION = 145
 
 
 def start_simulator(complaints: int) -> tuple[subprocess.Popen[str], str]:
     """Start ``lapor-connector simulate lapor`` on a free port; return it and its base URL."""
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
         [
             sys.executable, "-m", "connector", "simulate", "lapor", "--port", "0",
             "--complaints", str(complaints), "--api-key", API_KEY, "--token", TOKEN,
@@ -68,7 +68,9 @@ def measure(name: str, call: Callable[[int], object], ids: list[int], rounds: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="requests per round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per variant (median reported)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds per variant (median reported)"
+    )
     args = parser.parse_args()
 
     process, base_url = start_simulator(complaints=300)
@@ -86,34 +88,48 @@ def main() -> None:
             env={"K": API_KEY, "T": TOKEN},
         ).lapor
         client = LaporClient(settings, SystemClock())
-        visible = [c.lapor_id for c in client.inbox(datetime(2000, 1, 1, tzinfo=timezone.utc)) if hasattr(c, "lapor_id")]
+        visible = [
+            c.lapor_id
+            for c in client.inbox(datetime(2000, 1, 1, tzinfo=timezone.utc))
+            if hasattr(c, "lapor_id")
+        ]
         ids = (visible * (args.requests // max(1, len(visible)) + 1))[: args.requests]
         headers = wire.auth_headers(API_KEY, TOKEN)
 
         def bare(session: requests.Session) -> Callable[[int], object]:
-            return lambda i: session.get(base_url + wire.complaint_path(i), headers=headers, timeout=10).json()
+            return lambda i: session.get(
+                base_url + wire.complaint_path(i), headers=headers, timeout=10
+            ).json()
 
         default_session = requests.Session()
         quiet_session = requests.Session()
         quiet_session.trust_env = False
 
-        print(f"client CPU per complaint-detail request ({len(ids)} requests x {args.rounds} rounds, median)")
+        print(
+            f"client CPU per complaint-detail request ({len(ids)} requests x {args.rounds} rounds, median)"
+        )
         naive = measure("requests.Session, defaults", bare(default_session), ids, args.rounds)
         quiet = measure("requests.Session, trust_env=False", bare(quiet_session), ids, args.rounds)
-        transport = measure(
+        measure(
             "LaporTransport.get (pacing, retries, errors)",
             lambda i: client.transport.get(wire.complaint_path(i)),
             ids,
             args.rounds,
         )
-        full = measure("LaporClient.complaint (+ validation to model)", client.complaint, ids, args.rounds)
+        full = measure(
+            "LaporClient.complaint (+ validation to model)", client.complaint, ids, args.rounds
+        )
         print(f"  connector overhead over a tuned bare session: {full - quiet:+.0f} µs/request")
         print(f"  full client vs requests defaults: {full / naive:.2f}x the CPU")
 
         cpu, wall = time.process_time(), time.perf_counter()
-        listed = sum(1 for _ in client.inbox(datetime(2000, 1, 1, tzinfo=timezone.utc), page_size=1000))
+        listed = sum(
+            1 for _ in client.inbox(datetime(2000, 1, 1, tzinfo=timezone.utc), page_size=1000)
+        )
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(f"inbox listing: {listed} complaints in {wall * 1000:.0f} ms, {cpu / max(1, listed) * 1e6:.0f} µs CPU each")
+        print(
+            f"inbox listing: {listed} complaints in {wall * 1000:.0f} ms, {cpu / max(1, listed) * 1e6:.0f} µs CPU each"
+        )
         client.close()
     finally:
         process.terminate()

@@ -49,10 +49,17 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
         control = SimControl(sim.root_url)
         control.add_fault("inbox", "malformed", count=1, variant="naive_timestamp")
         clock = SystemClock()
-        with StateStore(settings.state.path, clock) as store, LaporClient(settings.lapor, clock) as client:
+        with (
+            StateStore(settings.state.path, clock) as store,
+            LaporClient(settings.lapor, clock) as client,
+        ):
             first = pull_inbox(client, store)
             rows = store.complaints()
-            console.print(complaints_table(rows, title=f"Complaints disposed to the agency, in {settings.state.path}"))
+            console.print(
+                complaints_table(
+                    rows, title=f"Complaints disposed to the agency, in {settings.state.path}"
+                )
+            )
             console.print(
                 f"[bold]first pull[/bold]: {first.new} new complaints in {first.pages} pages, "
                 f"{first.requests} requests; {len(first.quarantined)} quarantined"
@@ -64,4 +71,6 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
                 f"[bold]second pull[/bold]: {second.new} new, {second.changed} changed, "
                 f"{second.requests} request(s): nothing to do when nothing changed"
             )
-            console.print(f"state file: {settings.state.path} (sqlite3 it, or run `lapor-connector pull`)")
+            console.print(
+                f"state file: {settings.state.path} (sqlite3 it, or run `lapor-connector pull`)"
+            )

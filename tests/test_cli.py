@@ -35,11 +35,14 @@ COMMANDS = all_commands(cli)
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
-def test_every_command_has_help_with_an_example_and_is_documented(path: str, command: click.Command) -> None:
+def test_every_command_has_help_with_an_example_and_is_documented(
+    path: str, command: click.Command
+) -> None:
     """Each command explains itself with an example, and the README lists it."""
     result = CliRunner().invoke(cli, [*path.split(), "--help"])
     assert result.exit_code == 0
-    assert "Example:" in result.output and "lapor-connector" in result.output
+    assert "Example:" in result.output
+    assert "lapor-connector" in result.output
     assert f"lapor-connector {path}" in Path("README.md").read_text()
 
 
@@ -71,32 +74,51 @@ def test_invalid_config_exits_3_listing_every_problem(tmp_path: Path) -> None:
     assert "lapor.api_key: a secret is written in the file" in result.output
     assert "lapor.colour: unknown key" in result.output
     assert "lapor.institution_id: required" in result.output
-    assert "Traceback" not in result.output and "literal" not in result.output
+    assert "Traceback" not in result.output
+    assert "literal" not in result.output
 
 
 def test_config_check_never_prints_secrets(tmp_path: Path) -> None:
     """config check says what it connects to, without the key or token."""
-    result = CliRunner().invoke(cli, ["config", "check", "--config", str(write_config(tmp_path, "https://lapor.example.go.id/lapor/3.0.0"))], env=ENV)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "config",
+            "check",
+            "--config",
+            str(write_config(tmp_path, "https://lapor.example.go.id/lapor/3.0.0")),
+        ],
+        env=ENV,
+    )
     assert result.exit_code == 0, result.output
     assert "institution 145" in result.output
-    assert API_KEY not in result.output and TOKEN not in result.output
+    assert API_KEY not in result.output
+    assert TOKEN not in result.output
 
 
 def test_pull_prints_the_complaints(tmp_path: Path, sim: LaporSimulator) -> None:
     """pull stores and shows complaints; secret titles are hidden in the table."""
-    result = CliRunner().invoke(cli, ["pull", "--config", str(write_config(tmp_path, sim.base_url)), "--limit", "100"], env=ENV)
+    result = CliRunner().invoke(
+        cli,
+        ["pull", "--config", str(write_config(tmp_path, sim.base_url)), "--limit", "100"],
+        env=ENV,
+    )
     assert result.exit_code == 0, result.output
     match = re.search(r"pulled: (\d+) new", result.output)
-    assert match and int(match.group(1)) > 0
+    assert match
+    assert int(match.group(1)) > 0
     assert "rahasia" in result.output
 
 
 def test_wrong_credentials_exit_4(tmp_path: Path, sim: LaporSimulator) -> None:
     """Refused credentials stop the command with exit code 4."""
     env = {**ENV, "LAPOR_API_KEY": "wrong-key"}
-    result = CliRunner().invoke(cli, ["pull", "--config", str(write_config(tmp_path, sim.base_url))], env=env)
+    result = CliRunner().invoke(
+        cli, ["pull", "--config", str(write_config(tmp_path, sim.base_url))], env=env
+    )
     assert result.exit_code == 4
-    assert "refused" in result.output and "wrong-key" not in result.output
+    assert "refused" in result.output
+    assert "wrong-key" not in result.output
 
 
 def settings_for(tmp_path: Path, base_url: str, api_key: str = API_KEY) -> object:
@@ -123,5 +145,9 @@ def test_daemon_stops_on_refused_credentials(tmp_path: Path, sim: LaporSimulator
 def test_one_daemon_per_state_file(tmp_path: Path) -> None:
     """A second daemon on the same state file is refused with the lock's path."""
     state = tmp_path / "state.sqlite"
-    with exclusive_lock(state), pytest.raises(AlreadyRunning, match="already running"), exclusive_lock(state):
+    with (
+        exclusive_lock(state),
+        pytest.raises(AlreadyRunning, match="already running"),
+        exclusive_lock(state),
+    ):
         pass

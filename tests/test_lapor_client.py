@@ -56,17 +56,25 @@ def test_master_data(client: LaporClient) -> None:
     assert INSTITUTION_ID in {i.id for i in client.institutions()}
     assert "disposition" in {t.code for t in client.templates()}
     assert {s.status for s in client.statuses()} == set(m.ComplaintStatus)
-    assert {c.name for c in client.classifications()} >= {"Aspirasi", "Pengaduan", "Permintaan Informasi"}
+    assert {c.name for c in client.classifications()} >= {
+        "Aspirasi",
+        "Pengaduan",
+        "Permintaan Informasi",
+    }
     topics = client.topics()
-    assert topics and all(isinstance(t.id, int) for t in topics)
+    assert topics
+    assert all(isinstance(t.id, int) for t in topics)
 
 
-def test_inbox_lists_what_is_disposed_to_us_in_order(client: LaporClient, sim: LaporSimulator) -> None:
+def test_inbox_lists_what_is_disposed_to_us_in_order(
+    client: LaporClient, sim: LaporSimulator
+) -> None:
     """The inbox is ordered by (updated_at, id), has no duplicates, and gives a watermark."""
     listing = client.inbox(BEGINNING, page_size=7)
     items = valid(listing)
     keys = [(c.updated_at, c.lapor_id) for c in items]
-    assert keys == sorted(keys) and len({c.lapor_id for c in items}) == len(items)
+    assert keys == sorted(keys)
+    assert len({c.lapor_id for c in items}) == len(items)
     assert listing.stats.requests > 1
     assert listing.server_time is not None
     others = [c for c in sim.state.complaints.values() if INSTITUTION_ID not in _holders(c)]
@@ -108,11 +116,14 @@ def test_followup_moves_verified_to_in_process(client: LaporClient, control: Sim
     complaint_id = control.submit(title="Jalan rusak", content="Jalan berlubang di depan kantor.")
     control.dispose(complaint_id, INSTITUTION_ID)
     assert client.complaint(complaint_id).status is m.ComplaintStatus.VERIFIED
-    created = client.add_followup(m.NewFollowUp(complaint_id=complaint_id, content="Sedang kami tangani."))
+    created = client.add_followup(
+        m.NewFollowUp(complaint_id=complaint_id, content="Sedang kami tangani.")
+    )
     assert created.complaint_id == complaint_id
     assert client.complaint(complaint_id).status is m.ComplaintStatus.IN_PROCESS
     followups = valid_followups(client, complaint_id)
-    assert followups[-1].id == created.id and followups[-1].author is m.Author.INSTITUTION
+    assert followups[-1].id == created.id
+    assert followups[-1].author is m.Author.INSTITUTION
     control.reply(complaint_id, "Terima kasih")
     assert valid_followups(client, complaint_id)[-1].author is m.Author.REPORTER
 
@@ -154,26 +165,40 @@ def test_process_actions_and_closed_complaints(client: LaporClient, control: Sim
 
 def test_create_upload_and_download(client: LaporClient, category_id: int) -> None:
     """C8 then C7: the complaint starts Belum Terverifikasi, is findable by external_ref, and its file downloads."""
-    files = client.upload([("foto.jpg", b"\xff\xd8jpeg-bytes", "image/jpeg"), ("surat.pdf", b"%PDF-1.4", "application/pdf")])
+    files = client.upload(
+        [
+            ("foto.jpg", b"\xff\xd8jpeg-bytes", "image/jpeg"),
+            ("surat.pdf", b"%PDF-1.4", "application/pdf"),
+        ]
+    )
     assert [f.is_image for f in files] == [True, False]
     created = client.create_complaint(
-        new_complaint("WA-2026-0001", category_id=category_id, attachment_ids=tuple(f.id for f in files))
+        new_complaint(
+            "WA-2026-0001", category_id=category_id, attachment_ids=tuple(f.id for f in files)
+        )
     )
-    assert created.status_name == "Belum Terverifikasi" and created.tracking_id.isdigit()
+    assert created.status_name == "Belum Terverifikasi"
+    assert created.tracking_id.isdigit()
     found = client.find_created("WA-2026-0001")
-    assert found is not None and found.lapor_id == created.lapor_id
+    assert found is not None
+    assert found.lapor_id == created.lapor_id
     assert client.find_created("WA-unknown") is None
     detail = client.complaint(created.lapor_id)
     assert client.download(created.lapor_id, detail.attachments[0].id) == b"\xff\xd8jpeg-bytes"
 
 
-def test_create_anonymous_under_intake_account(client: LaporClient, category_id: int, sim: LaporSimulator) -> None:
+def test_create_anonymous_under_intake_account(
+    client: LaporClient, category_id: int, sim: LaporSimulator
+) -> None:
     """An anonymous complaint is created with the intake account and no reporter identity."""
     created = client.create_complaint(
-        new_complaint("WA-ANON-1", category_id=category_id, is_anonymous=True, reporter=None, user_id=1)
+        new_complaint(
+            "WA-ANON-1", category_id=category_id, is_anonymous=True, reporter=None, user_id=1
+        )
     )
     detail = client.complaint(created.lapor_id)
-    assert detail.is_anonymous and not detail.reporter.is_known
+    assert detail.is_anonymous
+    assert not detail.reporter.is_known
 
 
 def test_invalid_create_is_rejected_with_field_errors(client: LaporClient) -> None:
@@ -183,14 +208,18 @@ def test_invalid_create_is_rejected_with_field_errors(client: LaporClient) -> No
     assert "category_id" in {p.path for p in caught.value.problems}
 
 
-def test_too_long_followup_is_refused_before_sending(client: LaporClient, sim: LaporSimulator) -> None:
+def test_too_long_followup_is_refused_before_sending(
+    client: LaporClient, sim: LaporSimulator
+) -> None:
     """A follow-up over 5000 characters is refused locally, naming the field."""
     target = held(client)[0]
     with pytest.raises(errors.MalformedRecord, match="content: at most 5000"):
         client.add_followup(m.NewFollowUp(complaint_id=target.lapor_id, content="x" * 5001))
 
 
-def test_secret_complaint_of_another_institution_is_not_found(client: LaporClient, sim: LaporSimulator) -> None:
+def test_secret_complaint_of_another_institution_is_not_found(
+    client: LaporClient, sim: LaporSimulator
+) -> None:
     """A secret complaint we never held answers 404; a non-secret one 403."""
     foreign = [c for c in sim.state.complaints.values() if INSTITUTION_ID not in _holders(c)]
     secret = next(c for c in foreign if c["is_secret"])
@@ -204,7 +233,10 @@ def test_secret_complaint_of_another_institution_is_not_found(client: LaporClien
 def test_find_followup_by_fingerprint(client: LaporClient) -> None:
     """Our own follow-up is found again by the fingerprint of its content."""
     target = held(client)[0]
-    client.add_followup(m.NewFollowUp(complaint_id=target.lapor_id, content="Berkas sudah diperiksa."))
+    client.add_followup(
+        m.NewFollowUp(complaint_id=target.lapor_id, content="Berkas sudah diperiksa.")
+    )
     found = client.find_followup(target.lapor_id, content_fingerprint("Berkas sudah diperiksa."))
-    assert found is not None and found.content == "Berkas sudah diperiksa."
+    assert found is not None
+    assert found.content == "Berkas sudah diperiksa."
     assert client.find_followup(target.lapor_id, content_fingerprint("tidak ada")) is None

@@ -21,7 +21,15 @@ CANARY_TOKEN = "{CA4A4A11-7F3A-4C21-8000-00000000CA4A}"
 CANARY_NAME = "Kanari Zulkarnaen"
 CANARY_EMAIL = "kanari.zq@contoh.id"
 CANARY_PHONE = "081299990000"
-CANARIES = (CANARY_KEY, CANARY_TOKEN, CANARY_NAME, CANARY_EMAIL, CANARY_PHONE, "7f3a9c21", "CA4A4A11")
+CANARIES = (
+    CANARY_KEY,
+    CANARY_TOKEN,
+    CANARY_NAME,
+    CANARY_EMAIL,
+    CANARY_PHONE,
+    "7f3a9c21",
+    "CA4A4A11",
+)
 
 
 @pytest.fixture
@@ -33,11 +41,15 @@ def debug_output() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
-def test_canaries_never_leak(debug_output: io.StringIO, caplog: pytest.LogCaptureFixture, clock: FakeClock) -> None:
+def test_canaries_never_leak(
+    debug_output: io.StringIO, caplog: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
     """A full tour of successes and failures leaves no canary in logs or error texts."""
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
-    with LaporSimulator(api_key=CANARY_KEY, token=CANARY_TOKEN, institution_id=INSTITUTION_ID).start() as sim:
+    with LaporSimulator(
+        api_key=CANARY_KEY, token=CANARY_TOKEN, institution_id=INSTITUTION_ID
+    ).start() as sim:
         control = SimControl(sim.root_url)
         settings = make_settings(sim.base_url, api_key_value=CANARY_KEY)
         settings = settings.model_copy(update={"token": type(settings.token)(CANARY_TOKEN)})
@@ -70,7 +82,11 @@ def test_canaries_never_leak(debug_output: io.StringIO, caplog: pytest.LogCaptur
             control.add_fault(route, mode, count=1)
             with pytest.raises(errors.ConnectorError) as caught:
                 call()
-            texts += [str(caught.value), repr(caught.value), repr(getattr(caught.value, "problems", ""))]
+            texts += [
+                str(caught.value),
+                repr(caught.value),
+                repr(getattr(caught.value, "problems", "")),
+            ]
         wrong = LaporClient(make_settings(sim.base_url, api_key_value="WRONG-" + CANARY_KEY), clock)
         with pytest.raises(errors.AuthenticationFailed) as refused:
             wrong.statuses()
@@ -86,8 +102,14 @@ def test_canaries_never_leak(debug_output: io.StringIO, caplog: pytest.LogCaptur
 def test_redaction_of_personal_keys_and_shapes(debug_output: io.StringIO) -> None:
     """Personal keys are replaced, and e-mails, phones and NIKs inside free text are scrubbed."""
     logs.get_logger("test").info(
-        "checked", reporter={"name": CANARY_NAME}, email=CANARY_EMAIL, note=f"call {CANARY_PHONE} or 3273012345678901"
+        "checked",
+        reporter={"name": CANARY_NAME},
+        email=CANARY_EMAIL,
+        note=f"call {CANARY_PHONE} or 3273012345678901",
     )
     line = debug_output.getvalue()
-    assert CANARY_NAME not in line and CANARY_EMAIL not in line and CANARY_PHONE not in line
-    assert "3273012345678901" not in line and logs.REDACTED in line
+    assert CANARY_NAME not in line
+    assert CANARY_EMAIL not in line
+    assert CANARY_PHONE not in line
+    assert "3273012345678901" not in line
+    assert logs.REDACTED in line

@@ -1,0 +1,117 @@
+"""``SimControl``: a client of the simulator's control plane, for tests and the demo."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import requests
+
+
+class SimControl:
+    """Drive a running LAPOR! simulator: faults, clock, citizen and admin actions, counters."""
+
+    def __init__(self, root_url: str) -> None:
+        self.root_url = root_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.session.request(
+            method, f"{self.root_url}/_sim/{path}", json=body, timeout=10
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(
+                f"control plane {method} /_sim/{path}: {response.status_code} {response.text}"
+            )
+        return response.json()
+
+    def reset(self, seed: int = 1, complaints: int = 40) -> None:
+        self._call("POST", "reset", {"seed": seed, "complaints": complaints})
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "stats")
+        return result
+
+    def requests(self, route: str) -> int:
+        """Requests received on ``route`` (counted before authentication)."""
+        return int(self.stats()["requests"].get(route, 0))
+
+    def writes(self, route: str) -> int:
+        """Writes applied on ``route``."""
+        return int(self.stats()["writes"].get(route, 0))
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self.stats()["now"])
+
+    def set_clock(self, moment: datetime) -> datetime:
+        return datetime.fromisoformat(
+            self._call("POST", "clock", {"set": moment.isoformat()})["now"]
+        )
+
+    def advance_workdays(self, days: int) -> datetime:
+        return datetime.fromisoformat(
+            self._call("POST", "clock", {"advance_workdays": days})["now"]
+        )
+
+    def advance_seconds(self, seconds: float) -> datetime:
+        return datetime.fromisoformat(
+            self._call("POST", "clock", {"advance_seconds": seconds})["now"]
+        )
+
+    def submit(self, **complaint: Any) -> int:
+        """A citizen submits a complaint (title, content, category_id, is_secret, is_anonymous, reporter)."""
+        return int(self._call("POST", "citizen/submit", complaint)["complaint_id"])
+
+    def reply(self, complaint_id: int, content: str) -> int:
+        return int(
+            self._call("POST", "citizen/reply", {"complaint_id": complaint_id, "content": content})[
+                "id"
+            ]
+        )
+
+    def note(self, complaint_id: int, content: str) -> int:
+        return int(
+            self._call("POST", "admin/note", {"complaint_id": complaint_id, "content": content})[
+                "id"
+            ]
+        )
+
+    def dispose(self, complaint_id: int, institution_id: int) -> None:
+        self._call(
+            "POST",
+            "admin/dispose",
+            {"complaint_id": complaint_id, "institution_id": institution_id},
+        )
+
+    def archive(self, complaint_id: int) -> None:
+        self._call("POST", "admin/archive", {"complaint_id": complaint_id})
+
+    def close(self, complaint_id: int) -> None:
+        self._call("POST", "admin/close", {"complaint_id": complaint_id})
+
+    def add_fault(
+        self,
+        route: str,
+        mode: str,
+        *,
+        count: int | None = None,
+        rate: float | None = None,
+        retry_after: str | None = None,
+        delay: float | None = None,
+        variant: str | None = None,
+    ) -> int:
+        spec = {"route": route, "mode": mode, "count": count, "rate": rate, "retry_after": retry_after,
+                "delay": delay, "variant": variant}  # fmt: skip
+        return int(self._call("POST", "faults", spec)["id"])
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def complaints(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "complaints")
+        return result
+
+    def followups(self, complaint_id: int) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"complaints/{complaint_id}/followups")
+        return result

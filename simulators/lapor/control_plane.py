@@ -1,0 +1,107 @@
+"""The simulator's control plane (test-only, never part of LAPOR!): JSON under /_sim/."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from simulators.lapor.workdays import add_workdays
+from simulators.lapor.world import ApiError, iso
+
+if TYPE_CHECKING:
+    from simulators.lapor.server import SimServer
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "BAD_REQUEST", "control plane bodies are JSON objects") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "BAD_REQUEST", "control plane bodies are JSON objects")
+    return value
+
+
+def _complaint_id(body: dict[str, Any]) -> int:
+    value = body.get("complaint_id")
+    if not isinstance(value, int):
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            "complaint_id: a complaint id is required",
+            {"complaint_id": ["required"]},
+        )
+    return value
+
+
+def handle_control(server: SimServer, method: str, path: str, raw: bytes) -> tuple[int, Any]:
+    """Serve one control-plane request; return (status, JSON payload)."""
+    world = server.world
+    body = _body(raw)
+    with world.lock:
+        if (method, path) == ("POST", "/_sim/reset"):
+            world.reset(int(body.get("seed", 1)), int(body.get("complaints", 40)))
+            server.faults.clear()
+            server.last_list.clear()
+            return 200, {"ok": True}
+        if (method, path) == ("GET", "/_sim/stats"):
+            return 200, {
+                "requests": dict(world.requests),
+                "writes": dict(world.writes),
+                "now": iso(world.now),
+            }
+        if (method, path) == ("POST", "/_sim/clock"):
+            if "set" in body:
+                world.set_clock(datetime.fromisoformat(str(body["set"])))
+            elif "advance_workdays" in body:
+                world.set_clock(add_workdays(world.now, int(body["advance_workdays"])))
+            elif "advance_seconds" in body:
+                world.set_clock(world.now + timedelta(seconds=float(body["advance_seconds"])))
+            return 200, {"now": iso(world.now)}
+        if (method, path) == ("POST", "/_sim/citizen/submit"):
+            return 201, {"complaint_id": world.submit(body)}
+        if (method, path) == ("POST", "/_sim/citizen/reply"):
+            return 201, {
+                "id": world.reply(_complaint_id(body), str(body.get("content", "")), "reporter")
+            }
+        if (method, path) == ("POST", "/_sim/admin/note"):
+            return 201, {
+                "id": world.reply(_complaint_id(body), str(body.get("content", "")), "admin")
+            }
+        if (method, path) == ("POST", "/_sim/admin/dispose"):
+            world.dispose(
+                _complaint_id(body), int(body.get("institution_id", world.institution_id))
+            )
+            return 200, {"complaint_id": body["complaint_id"]}
+        if method == "POST" and path in ("/_sim/admin/archive", "/_sim/admin/close"):
+            world.admin_status(
+                _complaint_id(body), "archived" if path.endswith("archive") else "done"
+            )
+            return 200, {"complaint_id": body["complaint_id"]}
+        if (method, path) == ("POST", "/_sim/faults"):
+            try:
+                rule = server.faults.add(body)
+            except ValueError as error:
+                raise ApiError(422, "VALIDATION_ERROR", str(error)) from None
+            return 201, {"id": rule.id}
+        if (method, path) == ("DELETE", "/_sim/faults"):
+            server.faults.clear()
+            return 200, {"ok": True}
+        if (method, path) == ("GET", "/_sim/complaints"):
+            return 200, [_plain(c) for c in world.complaints.values()]
+        match = re.fullmatch(r"/_sim/complaints/(\d+)/followups", path)
+        if method == "GET" and match:
+            return 200, [_plain(f) for f in world.followups.get(int(match.group(1)), [])]
+    raise ApiError(404, "NOT_FOUND", f"no control-plane route {method} {path}")
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: iso(v) if isinstance(v, datetime) else v
+        for k, v in record.items()
+        if k not in ("logs", "status_logs")
+    }

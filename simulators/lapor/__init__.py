@@ -71,10 +71,11 @@ class LaporSimulator:
     def stop(self) -> None:
         """Stop serving: slow answers are released at once."""
         self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> LaporSimulator:
         return self

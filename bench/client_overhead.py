@@ -24,6 +24,7 @@ from connector.clock import SystemClock
 from connector.config import settings_from_mapping
 from connector.lapor import wire
 from connector.lapor.client import LaporClient
+from connector.logs import configure
 
 API_KEY = "bench-api-key"
 TOKEN = "{0BE0C4A1-0000-4000-8000-00000000BE0C}"  # noqa: S105 (the simulator's test token)
@@ -73,6 +74,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    configure("WARNING", "json")  # as the daemon runs: only warnings and errors are rendered
     process, base_url = start_simulator(complaints=300)
     try:
         settings = settings_from_mapping(

@@ -156,6 +156,11 @@ def test_process_actions_and_closed_complaints(client: LaporClient, control: Sim
     control.dispose(complaint_id, INSTITUTION_ID)
     client.process(complaint_id, "postpone")
     assert client.complaint(complaint_id).status is m.ComplaintStatus.POSTPONED
+    client.process(complaint_id, "verify", note="Data pelapor sudah lengkap")
+    assert client.complaint(complaint_id).status is m.ComplaintStatus.VERIFIED
+    with pytest.raises(errors.Conflict) as invalid:
+        client.process(complaint_id, "verify")
+    assert invalid.value.code == "INVALID_TRANSITION"
     client.process(complaint_id, "archive")
     assert client.complaint(complaint_id).status is m.ComplaintStatus.ARCHIVED
     with pytest.raises(errors.Conflict) as caught:

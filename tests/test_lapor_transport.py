@@ -12,7 +12,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from connector import errors
 from connector.clock import FakeClock
-from connector.lapor.transport import LaporTransport, parse_retry_after
+from connector.http import parse_retry_after
+from connector.lapor.transport import LaporTransport
 from tests.conftest import API_KEY, TOKEN, make_settings
 
 BASE = "https://lapor.example.go.id/lapor/3.0.0"

@@ -14,62 +14,22 @@ Policy, in one place:
 
 from __future__ import annotations
 
-import email.utils
 import random
 from collections.abc import Callable, Mapping
-from datetime import timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import tenacity
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connector import errors
 from connector.clock import Clock
 from connector.config import LaporSettings
+from connector.http import new_session, parse_retry_after, send, with_retries
 from connector.lapor import wire
 from connector.logs import get_logger, register_secret, scrub
 from connector.ratelimit import TokenBucket
 
 log = get_logger("lapor.transport")
-
-
-def parse_retry_after(value: str | None, clock: Clock) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - clock.now()).total_seconds())
-
-
-def _never_sent(error: requests.RequestException) -> bool:
-    """True when the request cannot have reached the service (no connection was made)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[object] = [error]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (NewConnectionError, ConnectTimeoutError)):
-            return True
-        if isinstance(item, BaseException):
-            stack.extend(item.args)
-            stack.extend(x for x in (item.__cause__, item.__context__) if x is not None)
-        stack.extend(x for x in (getattr(item, "reason", None),) if x is not None)
-    return False
 
 
 class LaporTransport:
@@ -95,17 +55,8 @@ class LaporTransport:
         register_secret(api_key)
         register_secret(token)
         self._api_key = api_key
-        self.session = session or requests.Session()
-        # Proxies come from configuration only: scanning the environment on every request
-        # costs ~200 µs and makes behaviour depend on the shell the daemon was started from.
-        self.session.trust_env = False
-        if settings.proxy:
-            self.session.proxies = {"http": settings.proxy, "https": settings.proxy}
-        self.session.verify = str(settings.ca_bundle) if settings.ca_bundle else True
+        self.session = session or new_session(proxy=settings.proxy, ca_bundle=settings.ca_bundle)
         self.session.headers.update(wire.auth_headers(api_key, token))
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
         self._timeout = (settings.timeouts.connect, settings.timeouts.read)
         self.requests_sent = 0
 
@@ -178,33 +129,14 @@ class LaporTransport:
     def _with_retries(
         self, method: str, path: str, attempt: Callable[[], Any], *, idempotent: bool
     ) -> Any:
-        def retriable(error: BaseException) -> bool:
-            return isinstance(error, errors.RetriableError) and (idempotent or not error.sent)
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.settings.retry.max_attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(retriable),
-            sleep=self.clock.sleep,
-            reraise=True,
-            before_sleep=lambda state: log.warning(
-                "lapor_request_retrying",
-                method=method,
-                path=path,
-                attempt=state.attempt_number,
-                wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
-                error=type(state.outcome.exception()).__name__ if state.outcome else None,
-            ),
+        return with_retries(
+            attempt,
+            idempotent=idempotent,
+            policy=self.settings.retry,
+            clock=self.clock,
+            rng=self._rng,
+            label=f"LAPOR! {method} {path}",
         )
-        return retrying(attempt)
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        policy = self.settings.retry
-        if isinstance(error, errors.RetriableError) and error.retry_after is not None:
-            return min(error.retry_after, policy.retry_after_cap)
-        ceiling = min(policy.backoff_max, policy.backoff_base * 2 ** (state.attempt_number - 1))
-        return self._rng.uniform(0, ceiling)  # full jitter
 
     def _send_once(
         self, method: str, path: str, *, root: bool = False, **kwargs: Any
@@ -213,15 +145,14 @@ class LaporTransport:
         self.limiter.acquire()
         self.requests_sent += 1
         started = self.clock.monotonic()
-        try:
-            response = self.session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.RequestException as error:
-            sent = not _never_sent(error)
-            kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
-            log.warning("lapor_request_failed", method=method, path=path, problem=kind, sent=sent)
-            raise errors.ServiceUnavailable(
-                f"LAPOR! {method} {path}: {kind} ({type(error).__name__})", sent=sent
-            ) from None
+        response = send(
+            self.session,
+            method,
+            url,
+            label=f"LAPOR! {method} {path}",
+            timeout=self._timeout,
+            **kwargs,
+        )
         log.debug(
             "lapor_request_sent",
             method=method,

@@ -1,72 +1,17 @@
-"""The ``lapor-connector`` command line.
-
-Exit codes: 0 done; 1 unexpected failure; 2 wrong usage; 3 invalid configuration;
-4 fatal (credentials refused, or the service broke the contract); 5 LAPOR! unavailable (try
-later); 6 a record or the remote state needs attention (quarantine, re-disposition, conflict);
-7 a write's outcome is unknown (it is looked up before anything is sent again).
-"""
+"""The ``lapor-connector`` command line (exit codes: see ``connector.cli_support``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 
-from connector import __version__, errors
+from connector import __version__
+from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
-from connector.config import Settings, load_settings
-from connector.logs import configure
-
-EXIT_CODES: tuple[tuple[type[errors.ConnectorError], int], ...] = (
-    (errors.ConfigError, 3),
-    (errors.MappingError, 3),
-    (errors.FatalError, 4),
-    (errors.RetriableError, 5),
-    (errors.RecordError, 6),
-    (errors.ReconcileError, 6),
-    (errors.AmbiguousOutcome, 7),
-)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def exit_code_for(error: errors.ConnectorError) -> int:
-    """The documented exit code for an error."""
-    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), 1)
-
-
-class ConnectorGroup(click.Group):
-    """A command group that prints connector errors as one clear message and exits with its code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except errors.ConnectorError as error:
-            if (ctx.obj or {}).get("traceback"):
-                raise
-            click.secho(f"error: {error}", err=True, fg="red")
-            ctx.exit(exit_code_for(error))
-
-
-def config_option(command: F) -> F:
-    """Add ``--config PATH`` (default ``config.yaml``)."""
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("config.yaml"),
-        show_default=True,
-        help="Configuration file.",
-    )(command)
-
-
-def _settings(config_path: Path) -> Settings:
-    settings = load_settings(config_path)
-    configure(settings.logging.level, settings.logging.format)
-    return settings
+from connector.config import load_settings
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +47,7 @@ def pull(config_path: Path, limit: int) -> None:
     from connector.state import StateStore
     from connector.tables import complaints_table
 
-    settings = _settings(config_path)
+    settings = load_configured(config_path)
     clock = SystemClock()
     with (
         StateStore(settings.state.path, clock) as store,
@@ -138,7 +83,7 @@ def run(config_path: Path) -> None:
     """
     from connector.daemon import Daemon
 
-    Daemon(_settings(config_path)).serve()
+    Daemon(load_configured(config_path)).serve()
 
 
 @cli.group(cls=ConnectorGroup)
@@ -180,7 +125,7 @@ def masters(config_path: Path, kind: str) -> None:
     from connector.lapor.client import LaporClient
     from connector.tables import records_table
 
-    settings = _settings(config_path)
+    settings = load_configured(config_path)
     with LaporClient(settings.lapor, SystemClock()) as client:
         records = getattr(client, kind)()
     if not records:

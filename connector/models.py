@@ -289,3 +289,123 @@ class InvalidRecord:
         """One line naming the record and its problems (no values)."""
         problems = "; ".join(str(p) for p in self.problems) or "invalid"
         return f"{self.source} record {self.record_id or '(no id)'}: {problems}"
+
+
+# --- the agency side (agency REST contract v1; field names there, canonical here) -----------
+
+
+class AgencyCategory(Model):
+    """A node of the agency's own category tree."""
+
+    code: str
+    name: str
+    parent_code: str | None = None
+
+
+class AgencyUnit(Model):
+    """A work unit a complaint can be routed to."""
+
+    code: str
+    name: str
+
+
+class AgencyStatus(Model):
+    """One of the agency's own statuses."""
+
+    code: str
+    name: str
+    is_terminal: bool = False
+
+
+class LaporRef(Model):
+    """How an agency complaint is linked to LAPOR!."""
+
+    lapor_id: int
+    tracking_id: str
+    status: ComplaintStatus | None = None
+    disposition_id: int | None = None
+
+
+class AgencyAttachment(Model):
+    """A file attached to an agency complaint."""
+
+    id: str
+    file_name: str
+    content_type: str | None = None
+    size: int | None = None
+    url: str | None = None
+
+
+class AgencyComplaint(Model):
+    """A complaint as the agency's own system holds it."""
+
+    id: str
+    source: str  #: "internal" (received on the agency's channels) or "lapor"
+    channel: str
+    title: str
+    content: str
+    category_code: str | None = None
+    unit_code: str | None = None
+    status: str
+    is_secret: bool = False
+    is_anonymous: bool = False
+    reporter: Reporter | None = None
+    lapor: LaporRef | None = None
+    report_to_lapor: bool = False
+    attachments: tuple[AgencyAttachment, ...] = ()
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewAgencyComplaint(Model):
+    """A complaint to create in the agency's system (from LAPOR!)."""
+
+    source: str = "lapor"
+    channel: str = "lapor"
+    title: str
+    content: str
+    category_code: str | None = None
+    unit_code: str | None = None
+    status: str
+    is_secret: bool = False
+    is_anonymous: bool = False
+    reporter: Reporter | None = None
+    lapor: LaporRef | None = None
+    report_to_lapor: bool = False
+
+
+class AgencyComplaintPatch(Model):
+    """A partial update of an agency complaint; only the fields set are sent."""
+
+    status: str | None = None
+    category_code: str | None = None
+    unit_code: str | None = None
+    lapor: LaporRef | None = None
+    is_secret: bool | None = None
+    is_anonymous: bool | None = None
+    title: str | None = None
+    content: str | None = None
+
+
+class AgencyFollowUp(Model):
+    """A follow-up (tindak lanjut) or a reply, as the agency's system holds it."""
+
+    id: str
+    complaint_id: str
+    author: str  #: "agency", "reporter" or "lapor_admin"
+    content: str
+    is_secret: bool = False
+    status_after: str | None = None
+    lapor_followup_id: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewAgencyFollowUp(Model):
+    """A follow-up or reply to add to an agency complaint (from LAPOR!)."""
+
+    author: str
+    content: str
+    is_secret: bool = False
+    status_after: str | None = None
+    lapor_followup_id: int | None = None

@@ -65,9 +65,90 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (source, record_key)
     );
     """,
+    # 2: two-way sync: links between ids, the outbox of remote writes, the audit log
+    """
+    CREATE TABLE links (
+        id INTEGER PRIMARY KEY,
+        lapor_id INTEGER UNIQUE,
+        tracking_id TEXT,
+        agency_id TEXT UNIQUE,
+        origin TEXT NOT NULL CHECK (origin IN ('lapor', 'agency')),
+        disposed_away INTEGER NOT NULL DEFAULT 0,
+        lapor_status TEXT,
+        agency_status TEXT,
+        lapor_updated_at TEXT,
+        agency_updated_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX links_tracking_id ON links (tracking_id);
+    CREATE TABLE followup_links (
+        id INTEGER PRIMARY KEY,
+        lapor_followup_id INTEGER UNIQUE,
+        agency_followup_id TEXT UNIQUE,
+        lapor_id INTEGER NOT NULL,
+        agency_id TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        flow TEXT NOT NULL,
+        target TEXT NOT NULL CHECK (target IN ('lapor', 'agency')),
+        operation TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        lookup TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'done', 'failed', 'dead', 'acknowledged')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        last_error_code TEXT,
+        result TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound', 'local')),
+        lapor_id INTEGER,
+        tracking_id TEXT,
+        agency_id TEXT,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        error_code TEXT,
+        changed_fields TEXT NOT NULL,
+        mapping_version TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_tracking_id ON audit_log (tracking_id);
+    CREATE INDEX audit_log_lapor_id ON audit_log (lapor_id);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into complete statements (trigger bodies hold semicolons)."""
+    statements, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements
 
 
 def _iso(moment: datetime) -> str:
@@ -134,7 +215,7 @@ class StateStore:
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
 

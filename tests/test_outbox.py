@@ -176,7 +176,7 @@ def test_retriable_failure_backs_off_then_dies_past_the_budget(
     for _ in range(3):
         (item,) = outbox.due()
         key = item.key
-        outcome = outbox.attempt(item, lambda: remote.send(key, down), lambda: None)
+        outcome = outbox.attempt(item, lambda key=key: remote.send(key, down), lambda: None)  # type: ignore[misc]
         current = outbox.get(item.key)
         assert current is not None
         if current.next_attempt_at is not None:

@@ -1,0 +1,164 @@
+"""Links between a complaint (and its follow-ups) on LAPOR! and in the agency's system."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from connector.state import StateStore
+
+Origin = Literal["lapor", "agency"]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One complaint known on both sides."""
+
+    lapor_id: int | None
+    tracking_id: str | None
+    agency_id: str | None
+    origin: str
+    disposed_away: bool
+    lapor_status: str | None
+    agency_status: str | None
+    lapor_updated_at: datetime | None
+    agency_updated_at: datetime | None
+
+
+def _link(row: dict[str, Any]) -> Link:
+    return Link(
+        lapor_id=row["lapor_id"],
+        tracking_id=row["tracking_id"],
+        agency_id=row["agency_id"],
+        origin=row["origin"],
+        disposed_away=bool(row["disposed_away"]),
+        lapor_status=row["lapor_status"],
+        agency_status=row["agency_status"],
+        lapor_updated_at=_time(row["lapor_updated_at"]),
+        agency_updated_at=_time(row["agency_updated_at"]),
+    )
+
+
+class Links:
+    """Reads and writes links in the state file (inside the caller's transaction)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def _one(self, column: str, value: object) -> Link | None:
+        rows = list(self.store.db.query(f"SELECT * FROM links WHERE {column} = ?", [value]))  # noqa: S608 (column is ours)
+        return _link(rows[0]) if rows else None
+
+    def by_lapor_id(self, lapor_id: int) -> Link | None:
+        """The link of a LAPOR! complaint."""
+        return self._one("lapor_id", lapor_id)
+
+    def by_agency_id(self, agency_id: str) -> Link | None:
+        """The link of an agency complaint."""
+        return self._one("agency_id", agency_id)
+
+    def by_tracking_id(self, tracking_id: str) -> Link | None:
+        """The link of a LAPOR! tracking id."""
+        return self._one("tracking_id", tracking_id)
+
+    def add(
+        self,
+        *,
+        origin: Origin,
+        lapor_id: int,
+        tracking_id: str,
+        agency_id: str,
+        lapor_status: str | None = None,
+        agency_status: str | None = None,
+        lapor_updated_at: datetime | None = None,
+        agency_updated_at: datetime | None = None,
+    ) -> Link:
+        """Link a LAPOR! complaint and an agency complaint (idempotent for the same pair)."""
+        now = _iso(self.store.clock.now())
+        self.store.db.execute(
+            """
+            INSERT INTO links (lapor_id, tracking_id, agency_id, origin, lapor_status, agency_status,
+                               lapor_updated_at, agency_updated_at, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (lapor_id) DO NOTHING
+            """,
+            [lapor_id, tracking_id, agency_id, origin, lapor_status, agency_status,
+             _iso(lapor_updated_at), _iso(agency_updated_at), now, now],
+        )  # fmt: skip
+        link = self.by_lapor_id(lapor_id)
+        assert link is not None
+        return link
+
+    def update(self, lapor_id: int, **columns: Any) -> None:
+        """Record what was last seen or written on either side."""
+        values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in columns.items()}
+        values["updated_at"] = _iso(self.store.clock.now())
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        sql = f"UPDATE links SET {assignments} WHERE lapor_id = ?"  # noqa: S608 (column names are ours)
+        self.store.db.execute(sql, [*values.values(), lapor_id])
+
+    def mark_disposed_away(self, lapor_id: int) -> None:
+        """The complaint left this institution (bukan wewenang, or the admin moved it): stop pushing."""
+        self.update(lapor_id, disposed_away=1)
+
+    def count(self) -> int:
+        """How many complaints are linked."""
+        return int(self.store.db.execute("SELECT count(*) FROM links").fetchone()[0])
+
+    # --- follow-ups ----------------------------------------------------------------------
+
+    def link_followup(
+        self,
+        *,
+        lapor_followup_id: int,
+        agency_followup_id: str,
+        lapor_id: int,
+        agency_id: str,
+        direction: str,
+    ) -> None:
+        """Link a follow-up on both sides (idempotent)."""
+        self.store.db.execute(
+            """
+            INSERT INTO followup_links (lapor_followup_id, agency_followup_id, lapor_id, agency_id, direction, created_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """,
+            [
+                lapor_followup_id,
+                agency_followup_id,
+                lapor_id,
+                agency_id,
+                direction,
+                _iso(self.store.clock.now()),
+            ],
+        )
+
+    def followup_linked(
+        self, *, lapor_followup_id: int | None = None, agency_followup_id: str | None = None
+    ) -> bool:
+        """True if this follow-up already exists on the other side."""
+        if lapor_followup_id is not None:
+            row = self.store.db.execute(
+                "SELECT 1 FROM followup_links WHERE lapor_followup_id = ?", [lapor_followup_id]
+            ).fetchone()
+        else:
+            row = self.store.db.execute(
+                "SELECT 1 FROM followup_links WHERE agency_followup_id = ?", [agency_followup_id]
+            ).fetchone()
+        return row is not None
+
+    def linked_lapor_followups(self, lapor_id: int) -> set[int]:
+        """LAPOR! follow-up ids of a complaint already linked to the agency side."""
+        rows = self.store.db.execute(
+            "SELECT lapor_followup_id FROM followup_links WHERE lapor_id = ?", [lapor_id]
+        )
+        return {row[0] for row in rows.fetchall()}

@@ -40,7 +40,8 @@ typecheck: $(STAMP)
 
 ## bench: print throughput and overhead figures (not part of the tests)
 bench: $(STAMP)
-	$(BIN)/python bench/client_overhead.py
+	$(BIN)/python -m bench.client_overhead
+	$(BIN)/python -m bench.listing_memory
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache *.egg-info

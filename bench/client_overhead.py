@@ -4,7 +4,7 @@ The simulator runs in a separate process, so this process's CPU time (``time.pro
 is the client's alone. Each variant fetches the same complaint details; the figures are
 medians over several rounds. Absolute numbers drift from run to run: compare the ratios.
 
-    python bench/client_overhead.py [--requests 1000] [--rounds 5]
+    python -m bench.client_overhead [--requests 1000] [--rounds 5]
 """
 
 from __future__ import annotations

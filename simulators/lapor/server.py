@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import email.policy
+import functools
 import json
 import math
 import re
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -298,6 +300,8 @@ class Handler(BaseHTTPRequestHandler):
         world = self.server.world
         page, size = page_params(params, default_size=10 if route == "followups" else 50)
         extra: dict[str, Any] = {}
+        render: Callable[[Any], dict[str, Any]] = dict
+        rows: list[Any]
         if route == "inbox":
             if rule is not None and rule.mode == "item_moved" and self.server.last_list.get(route):
                 world.touch(self.server.last_list[route][0]["id"])
@@ -309,23 +313,20 @@ class Handler(BaseHTTPRequestHandler):
                     "Data tidak valid.",
                     {"updated_since": ["Kolom updated_since wajib diisi."]},
                 )
-            rows = [
-                world.summary(c) for c in world.inbox(viewer, since, params.get("external_ref"))
-            ]
+            rows = world.inbox(viewer, since, params.get("external_ref"))
+            render = world.summary
             extra["server_time"] = iso(world.now)
         elif route == "followups":
             c = world.get_visible(int(args[0]), viewer)
-            rows = [
-                world.followup_item(c, f)
-                for f in sorted(world.followups.get(c["id"], []), key=lambda f: f["id"])
-            ]
+            rows = sorted(world.followups.get(c["id"], []), key=lambda f: f["id"])
+            render = functools.partial(world.followup_item, c)
         elif route == "categories":
             rows = list(world.categories.values())
         elif route == "institutions":
             rows = list(world.institutions.values())
         else:
             rows = seed.TEMPLATES
-        data = [dict(r) for r in rows[(page - 1) * size : page * size]]
+        data = [render(r) for r in rows[(page - 1) * size : page * size]]  # render this page only
         more = page * size < len(rows)
         next_url = None
         if more:

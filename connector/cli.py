@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from connector import __version__
+from connector.audit_cli import log_group
 from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 from connector.config import load_settings
@@ -227,6 +228,9 @@ def demo(complaints: int, seed: int, state_dir: Path) -> None:
     from simulators.demo import run_demo
 
     run_demo(complaints=complaints, seed=seed, state_dir=state_dir, console=Console())
+
+
+cli.add_command(log_group)
 
 
 def main() -> None:

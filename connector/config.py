@@ -12,11 +12,19 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from connector.errors import ConfigError
 from connector.lapor import wire
@@ -53,10 +61,35 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _service_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL; write e.g. {wire.PRODUCTION_BASE_URL}")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "the base URL must not carry a query or fragment (credentials never go in URLs)"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("plain http is only allowed on loopback (127.0.0.1); use https")
+    return value.rstrip("/")
+
+
+def _pem_file(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"no CA bundle file at {value}; give the path of a PEM file")
+    return value
+
+
+#: An http(s) base URL: https unless on loopback, no query string.
+ServiceUrl = Annotated[str, AfterValidator(_service_url)]
+#: An existing PEM file of extra trusted certificate authorities.
+PemFile = Annotated[Path, AfterValidator(_pem_file)]
+
+
 class LaporSettings(Section):
     """How to reach LAPOR! and who we are there."""
 
-    base_url: str = wire.PRODUCTION_BASE_URL
+    base_url: ServiceUrl = wire.PRODUCTION_BASE_URL
     institution_id: int = Field(gt=0)
     api_key: SecretStr
     token: SecretStr
@@ -66,23 +99,7 @@ class LaporSettings(Section):
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     proxy: str | None = None
-    ca_bundle: Path | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{value!r} is not an http(s) URL; write e.g. {wire.PRODUCTION_BASE_URL}"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(
-                "the base URL must not carry a query or fragment (credentials never go in URLs)"
-            )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("plain http is only allowed on loopback (127.0.0.1); use https")
-        return value.rstrip("/")
+    ca_bundle: PemFile | None = None
 
     @field_validator("token")
     @classmethod
@@ -94,12 +111,19 @@ class LaporSettings(Section):
             )
         return value
 
-    @field_validator("ca_bundle")
-    @classmethod
-    def _check_ca_bundle(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no CA bundle file at {value}; give the path of a PEM file")
-        return value
+
+class AgencySettings(Section):
+    """How to reach the agency's own complaint system (through the adapter of its kind)."""
+
+    kind: Literal["rest"] = "rest"
+    base_url: ServiceUrl
+    token: SecretStr
+    page_size: int = Field(default=200, ge=1, le=500)
+    max_pages: int = Field(default=100_000, ge=1)
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    proxy: str | None = None
+    ca_bundle: PemFile | None = None
 
 
 class StateSettings(Section):
@@ -125,13 +149,14 @@ class Settings(Section):
     """The whole configuration."""
 
     lapor: LaporSettings
+    agency: AgencySettings | None = None
     state: StateSettings = StateSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     logging: LoggingSettings = LoggingSettings()
 
 
 #: Fields that must be references, never literal values in the file.
-SECRET_FIELDS = (("lapor", "api_key"), ("lapor", "token"))
+SECRET_FIELDS = (("lapor", "api_key"), ("lapor", "token"), ("agency", "token"))
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _FIX_BY_TYPE = {

@@ -1,0 +1,359 @@
+"""The ``rest`` adapter: the agency REST contract v1 (docs/agency-api.md), and its wire format.
+
+This module is the only one that knows the agency API's field names. Reads are retried on
+transient failures; creating writes carry the caller's ``Idempotency-Key``, so they are retried
+safely too (the agency system answers a repeated key with the first result).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import requests
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from connector import errors
+from connector import models as m
+from connector.adapters.base import AgencyAdapter, AgencyPage
+from connector.clock import Clock
+from connector.config import AgencySettings
+from connector.http import new_session, parse_retry_after, send, with_retries
+from connector.lapor.wire import parse_iso
+from connector.logs import register_secret, scrub
+
+IsoTime = Annotated[datetime, BeforeValidator(parse_iso)]
+T = TypeVar("T")
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Reporter(_Wire):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class _Lapor(_Wire):
+    id: int
+    tracking_id: str
+    status_code: m.ComplaintStatus | None = None
+    disposition_id: int | None = None
+
+
+class _Attachment(_Wire):
+    id: str
+    file_name: str
+    content_type: str | None = None
+    size: int | None = None
+    url: str | None = None
+
+
+class _Complaint(_Wire):
+    id: str
+    source: str
+    channel: str
+    title: str
+    content: str
+    category_code: str | None = None
+    unit_code: str | None = None
+    status: str
+    is_secret: bool
+    is_anonymous: bool
+    reporter: _Reporter | None = None
+    lapor: _Lapor | None = None
+    report_to_lapor: bool = False
+    attachments: list[_Attachment] = []
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class _FollowUp(_Wire):
+    id: str
+    complaint_id: str
+    author: str
+    content: str
+    is_secret: bool = False
+    status_after: str | None = None
+    lapor_followup_id: int | None = None
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+def _complaint(raw: object) -> m.AgencyComplaint:
+    c = _validate(_Complaint, raw, "complaint")
+    return m.AgencyComplaint(
+        id=c.id, source=c.source, channel=c.channel, title=c.title, content=c.content,
+        category_code=c.category_code, unit_code=c.unit_code, status=c.status,
+        is_secret=c.is_secret, is_anonymous=c.is_anonymous,
+        reporter=None if c.is_anonymous or c.reporter is None else m.Reporter(**c.reporter.model_dump()),
+        lapor=None if c.lapor is None else m.LaporRef(lapor_id=c.lapor.id, tracking_id=c.lapor.tracking_id,
+                                                     status=c.lapor.status_code, disposition_id=c.lapor.disposition_id),
+        report_to_lapor=c.report_to_lapor,
+        attachments=tuple(m.AgencyAttachment(**a.model_dump()) for a in c.attachments),
+        created_at=c.created_at, updated_at=c.updated_at,
+    )  # fmt: skip
+
+
+def _followup(raw: object) -> m.AgencyFollowUp:
+    return m.AgencyFollowUp(**_validate(_FollowUp, raw, "follow-up").model_dump())
+
+
+W = TypeVar("W", bound=_Wire)
+
+
+def _validate(model: type[W], raw: object, what: str) -> W:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        record_id = (
+            str(raw.get("id")) if isinstance(raw, Mapping) and raw.get("id") is not None else None
+        )
+        problems = [
+            errors.FieldProblem(
+                ".".join(str(p) for p in item["loc"]) or "(record)",
+                item["msg"].removeprefix("Value error, "),
+            )
+            for item in error.errors(include_input=False, include_url=False, include_context=False)
+        ]
+        raise errors.MalformedRecord(
+            f"the agency system sent an invalid {what}", problems, record_id=record_id
+        ) from None
+
+
+def _lapor_ref(ref: m.LaporRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {"id": ref.lapor_id, "tracking_id": ref.tracking_id,
+            "status_code": ref.status.value if ref.status else None, "disposition_id": ref.disposition_id}  # fmt: skip
+
+
+def _reporter(reporter: m.Reporter | None, anonymous: bool) -> dict[str, Any] | None:
+    if reporter is None or anonymous:  # an anonymous complaint's reporter is never sent
+        return None
+    return {"name": reporter.name, "email": reporter.email, "phone": reporter.phone}
+
+
+class RestAdapter(AgencyAdapter):
+    """An agency system that speaks the agency REST contract v1."""
+
+    def __init__(
+        self,
+        settings: AgencySettings,
+        clock: Clock,
+        *,
+        session: requests.Session | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.base_url = settings.base_url
+        token = settings.token.get_secret_value()
+        register_secret(token)
+        self.session = session or new_session(proxy=settings.proxy, ca_bundle=settings.ca_bundle)
+        self.session.headers.update(
+            {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        )
+        self._timeout = (settings.timeouts.connect, settings.timeouts.read)
+        self._rng = rng or random.Random()  # noqa: S311 (backoff jitter, not security)
+        self.requests_sent = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+              json: Any = None, headers: Mapping[str, str] | None = None) -> Any:  # fmt: skip
+        label = f"agency {method} {path}"
+
+        def attempt() -> Any:
+            self.requests_sent += 1
+            response = send(self.session, method, self.base_url + path, label=label, timeout=self._timeout,
+                            params=params, json=json, headers=headers)  # fmt: skip
+            return self._decode(response, label)
+
+        # Reads are idempotent; creating writes carry an Idempotency-Key and PATCH sets fields,
+        # so every request of this contract may be retried.
+        return with_retries(
+            attempt,
+            idempotent=True,
+            policy=self.settings.retry,
+            clock=self.clock,
+            rng=self._rng,
+            label=label,
+        )
+
+    def _decode(self, response: requests.Response, label: str) -> Any:
+        status = response.status_code
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        if status < 300:
+            if body is None:
+                raise errors.ServiceUnavailable(f"{label}: {status} with no JSON body")
+            return body
+        error = body.get("error") if isinstance(body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        text = f"{label}: {status} {response.reason or ''}".rstrip() + (
+            f" ({code})" if code else ""
+        )
+        if status == 401:
+            raise errors.AuthenticationFailed(f"{text}: the token was refused; check agency.token")
+        if status == 404:
+            raise errors.NotFound(text, code=code)
+        if status == 409:
+            raise errors.Conflict(text, code=code)
+        if status == 429:
+            raise errors.RateLimited(
+                text, retry_after=parse_retry_after(response.headers.get("Retry-After"), self.clock)
+            )
+        if status in (400, 422):
+            fields = error.get("fields") if isinstance(error, dict) else None
+            problems = [
+                errors.FieldProblem(
+                    str(name),
+                    scrub(
+                        "; ".join(map(str, messages))
+                        if isinstance(messages, list)
+                        else str(messages)
+                    ),
+                )
+                for name, messages in (fields or {}).items()
+            ]
+            raise errors.RecordRejected(text, problems)
+        if status >= 500:
+            raise errors.ServiceUnavailable(text)
+        raise errors.ProtocolError(f"{text}: not an answer the agency contract allows")
+
+    def _pages(self, path: str, parse: Callable[[object], T], source: str,
+               updated_since: datetime | None, extra: Mapping[str, str] | None = None) -> Iterator[AgencyPage[T]]:  # fmt: skip
+        params: dict[str, str] = {"limit": str(self.settings.page_size), **(extra or {})}
+        if updated_since is not None:
+            params["updated_since"] = updated_since.isoformat()
+        seen_cursors: set[str] = set()
+        for _ in range(self.settings.max_pages):
+            body = self._call("GET", path, params=params)
+            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise errors.ProtocolError(f"agency GET {path}: the answer has no items list")
+            page: AgencyPage[T] = AgencyPage(next_cursor=body.get("next_cursor"))
+            for raw in body["items"]:
+                try:
+                    page.items.append(parse(raw))
+                except errors.MalformedRecord as error:
+                    page.invalid.append(m.InvalidRecord.from_error(source, error, raw))
+            yield page
+            if not page.next_cursor:
+                return
+            if page.next_cursor in seen_cursors:
+                raise errors.ProtocolError(
+                    f"agency GET {path}: the same cursor came back twice; stopping instead of looping"
+                )
+            seen_cursors.add(page.next_cursor)
+            params["cursor"] = page.next_cursor
+        raise errors.ProtocolError(
+            f"agency GET {path}: still paging after {self.settings.max_pages} pages (agency.max_pages)"
+        )
+
+    # --- the interface -------------------------------------------------------------------
+
+    def categories(self) -> list[m.AgencyCategory]:
+        return [
+            m.AgencyCategory(code=c["code"], name=c["name"], parent_code=c.get("parent_code"))
+            for c in self._list("/categories")
+        ]
+
+    def units(self) -> list[m.AgencyUnit]:
+        return [m.AgencyUnit(code=u["code"], name=u["name"]) for u in self._list("/units")]
+
+    def statuses(self) -> list[m.AgencyStatus]:
+        return [
+            m.AgencyStatus(code=s["code"], name=s["name"], is_terminal=bool(s.get("is_terminal")))
+            for s in self._list("/statuses")
+        ]
+
+    def _list(self, path: str) -> list[dict[str, Any]]:
+        body = self._call("GET", path)
+        if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
+            raise errors.ProtocolError(f"agency GET {path}: expected a list of objects")
+        return body
+
+    def complaints(self, updated_since: datetime | None) -> Iterator[AgencyPage[m.AgencyComplaint]]:
+        return self._pages("/complaints", _complaint, "agency.complaints", updated_since)
+
+    def complaint(self, complaint_id: str) -> m.AgencyComplaint:
+        return _complaint(self._call("GET", f"/complaints/{complaint_id}"))
+
+    def find_by_lapor_id(self, lapor_id: int) -> m.AgencyComplaint | None:
+        for page in self._pages(
+            "/complaints", _complaint, "agency.complaints", None, {"lapor_id": str(lapor_id)}
+        ):
+            for complaint in page.items:
+                if complaint.lapor is not None and complaint.lapor.lapor_id == lapor_id:
+                    return complaint
+        return None
+
+    def create_complaint(
+        self, new: m.NewAgencyComplaint, *, idempotency_key: str
+    ) -> m.AgencyComplaint:
+        body = {
+            "source": new.source, "channel": new.channel, "title": new.title, "content": new.content,
+            "category_code": new.category_code, "unit_code": new.unit_code, "status": new.status,
+            "is_secret": new.is_secret, "is_anonymous": new.is_anonymous,
+            "reporter": _reporter(new.reporter, new.is_anonymous), "lapor": _lapor_ref(new.lapor),
+            "report_to_lapor": new.report_to_lapor,
+        }  # fmt: skip
+        return _complaint(
+            self._call(
+                "POST", "/complaints", json=body, headers={"Idempotency-Key": idempotency_key}
+            )
+        )
+
+    def update_complaint(
+        self,
+        complaint_id: str,
+        patch: m.AgencyComplaintPatch,
+        *,
+        if_unmodified_since: datetime | None = None,
+    ) -> m.AgencyComplaint:
+        body = patch.model_dump(exclude_none=True)
+        if patch.lapor is not None:
+            body["lapor"] = _lapor_ref(patch.lapor)
+        headers = (
+            {"If-Unmodified-Since": if_unmodified_since.isoformat(timespec="microseconds")}
+            if if_unmodified_since
+            else None
+        )
+        return _complaint(
+            self._call("PATCH", f"/complaints/{complaint_id}", json=body, headers=headers)
+        )
+
+    def followups(self, complaint_id: str) -> list[m.AgencyFollowUp]:
+        body = self._call("GET", f"/complaints/{complaint_id}/followups")
+        if not isinstance(body, list):
+            raise errors.ProtocolError(
+                f"agency GET /complaints/{complaint_id}/followups: expected a list"
+            )
+        return [_followup(item) for item in body]
+
+    def followups_since(
+        self, updated_since: datetime | None
+    ) -> Iterator[AgencyPage[m.AgencyFollowUp]]:
+        return self._pages("/followups", _followup, "agency.followups", updated_since)
+
+    def add_followup(
+        self, complaint_id: str, new: m.NewAgencyFollowUp, *, idempotency_key: str
+    ) -> m.AgencyFollowUp:
+        return _followup(
+            self._call(
+                "POST",
+                f"/complaints/{complaint_id}/followups",
+                json=new.model_dump(),
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        )

@@ -1,0 +1,282 @@
+"""HTTP for the demo agency system: the agency REST contract v1 under /api/v1, control plane /_sim/."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections import Counter
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from simulators.agency.store import CATEGORIES, STATUSES, UNITS, WIB, AgencyError, AgencyStore
+
+BASE = "/api/v1"
+FAULT_MODES = frozenset(
+    {"server_error", "unavailable", "rate_limit", "drop_after_commit", "malformed"}
+)
+
+
+class Dropped(Exception):
+    """The connection was closed on purpose after the write (commit-then-drop)."""
+
+
+class AgencyServer(ThreadingHTTPServer):
+    """The server, holding the store, the token, counters and fault rules."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], *, store: AgencyStore, token: str, control: bool
+    ) -> None:
+        super().__init__(address, Handler)
+        self.store = store
+        self.token = token
+        self.control = control
+        self.requests: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.faults: list[dict[str, Any]] = []
+        self.fault_lock = threading.Lock()
+
+    def take_fault(self, route: str) -> str | None:
+        with self.fault_lock:
+            for rule in self.faults:
+                if rule["route"] in (route, "*") and rule["count"] > 0:
+                    rule["count"] -= 1
+                    return str(rule["mode"])
+        return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: AgencyServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the access log."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            if url.path.startswith("/_sim/") and self.server.control:
+                self._send(200, self._control(method, url.path, raw))
+                return
+            if not url.path.startswith(BASE + "/"):
+                raise AgencyError(404, "NOT_FOUND", "no such path")
+            route, args = _route(method, url.path[len(BASE) :])
+            self.server.requests[route] += 1
+            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+                raise AgencyError(401, "UNAUTHENTICATED", "a valid bearer token is required")
+            fault = self.server.take_fault(route)
+            if fault == "server_error":
+                raise AgencyError(500, "SERVER_ERROR", "internal error")
+            if fault == "unavailable":
+                self._send(503, None)
+                return
+            if fault == "rate_limit":
+                raise AgencyError(429, "TOO_MANY_REQUESTS", "slow down")
+            params = {k: v[0] for k, v in parse_qs(url.query).items()}
+            status, payload = self._api(method, route, args, params, raw, fault)
+            if fault == "drop_after_commit":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                finally:
+                    raise Dropped
+            self._send(status, payload)
+        except AgencyError as error:
+            headers = {"Retry-After": "2"} if error.status == 429 else None
+            self._send(
+                error.status,
+                {"error": {"code": error.code, "message": error.message, "fields": error.fields}},
+                headers,
+            )
+        except Dropped:
+            return
+
+    def _body(self, raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise AgencyError(400, "BAD_REQUEST", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise AgencyError(400, "BAD_REQUEST", "the body must be a JSON object")
+        return body
+
+    def _api(
+        self,
+        method: str,
+        route: str,
+        args: list[str],
+        params: dict[str, str],
+        raw: bytes,
+        fault: str | None,
+    ) -> tuple[int, Any]:
+        store = self.server.store
+        with store.lock:
+            if route == "categories":
+                return 200, [{"code": c, "name": n, "parent_code": p} for c, n, p in CATEGORIES]
+            if route == "units":
+                return 200, [{"code": c, "name": n} for c, n in UNITS]
+            if route == "statuses":
+                return 200, [{"code": c, "name": n, "is_terminal": t} for c, n, t in STATUSES]
+            if route in ("complaints", "all_followups"):
+                return 200, self._list(route, params, fault)
+            if route == "complaint":
+                return 200, store.complaint_json(store.complaint(args[0]))
+            if route == "followups":
+                return 200, [store.followup_json(r) for r in store.followups(args[0])]
+            return self._write(route, args, raw)
+
+    def _list(self, route: str, params: dict[str, str], fault: str | None) -> dict[str, Any]:
+        store = self.server.store
+        limit_text = params.get("limit", "100")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
+            raise AgencyError(
+                422,
+                "VALIDATION_ERROR",
+                "invalid limit",
+                {"limit": ["a whole number from 1 to 500"]},
+            )
+        since = params.get("updated_since")
+        if since is not None:
+            try:
+                parsed = datetime.fromisoformat(since)
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.tzinfo is None:
+                raise AgencyError(
+                    422,
+                    "VALIDATION_ERROR",
+                    "invalid updated_since",
+                    {"updated_since": ["ISO 8601 with an offset"]},
+                )
+            since = parsed.astimezone(WIB).isoformat(timespec="microseconds")
+        table = "complaints" if route == "complaints" else "followups"
+        where = (
+            {"json_extract(lapor, '$.id')": int(params["lapor_id"])}
+            if route == "complaints" and params.get("lapor_id", "").isdigit()
+            else {}
+        )
+        rows, cursor = store.page(
+            table,
+            updated_since=since,
+            cursor=params.get("cursor"),
+            limit=int(limit_text),
+            where=where,
+        )
+        render = store.complaint_json if table == "complaints" else store.followup_json
+        items = [render(r) for r in rows]
+        if fault == "malformed" and items:
+            items[0]["updated_at"] = str(items[0]["updated_at"])[:19]
+        return {"items": items, "next_cursor": cursor}
+
+    def _write(self, route: str, args: list[str], raw: bytes) -> tuple[int, Any]:
+        store = self.server.store
+        body = self._body(raw)
+        key = self.headers.get("Idempotency-Key")
+        if route in ("create", "add_followup"):
+            if not key:
+                raise AgencyError(
+                    400,
+                    "IDEMPOTENCY_KEY_REQUIRED",
+                    "writes that create need an Idempotency-Key header",
+                )
+            replayed = store.replay(key, route + ":" + "/".join(args), raw)
+            if replayed is not None:
+                return replayed
+        store.db.execute("BEGIN IMMEDIATE")
+        try:
+            if route == "create":
+                status, payload = 201, store.create_complaint(body)
+            elif route == "add_followup":
+                status, payload = 201, store.add_followup(args[0], body)
+            else:
+                status, payload = (
+                    200,
+                    store.patch_complaint(args[0], body, self.headers.get("If-Unmodified-Since")),
+                )
+            if key and route in ("create", "add_followup"):
+                store.remember(key, route + ":" + "/".join(args), raw, status, payload)
+            store.db.execute("COMMIT")
+        except BaseException:
+            store.db.execute("ROLLBACK")
+            raise
+        self.server.writes[route] += 1
+        return status, payload
+
+    def _control(self, method: str, path: str, raw: bytes) -> Any:
+        store, body = self.server.store, self._body(raw)
+        with store.lock:
+            if (method, path) == ("GET", "/_sim/stats"):
+                return {"requests": dict(self.server.requests), "writes": dict(self.server.writes)}
+            if (method, path) == ("POST", "/_sim/faults"):
+                if body.get("mode") not in FAULT_MODES:
+                    raise AgencyError(
+                        422, "VALIDATION_ERROR", "unknown mode", {"mode": sorted(FAULT_MODES)}
+                    )
+                with self.server.fault_lock:
+                    self.server.faults.append(
+                        {
+                            "route": body.get("route", "*"),
+                            "mode": body["mode"],
+                            "count": int(body.get("count", 1)),
+                        }
+                    )
+                return {"ok": True}
+            if (method, path) == ("POST", "/_sim/complaints"):
+                return store.create_complaint(
+                    {"source": "internal", "status": "baru", "unit_code": "KANTAH-BDG", **body}
+                )
+            if (method, path) == ("GET", "/_sim/complaints"):
+                return [
+                    store.complaint_json(r)
+                    for r in store.db.execute("SELECT * FROM complaints ORDER BY seq").fetchall()
+                ]
+            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status)", path)
+            if method == "POST" and match and match.group(2) == "followups":
+                return store.add_followup(match.group(1), {"author": "agency", **body})
+            if method == "POST" and match:
+                return store.patch_complaint(match.group(1), {"status": body.get("status")}, None)
+        raise AgencyError(404, "NOT_FOUND", f"no control route {method} {path}")
+
+
+def _route(method: str, path: str) -> tuple[str, list[str]]:
+    table = [
+        ("GET", r"/categories", "categories"), ("GET", r"/units", "units"), ("GET", r"/statuses", "statuses"),
+        ("GET", r"/complaints", "complaints"), ("POST", r"/complaints", "create"),
+        ("GET", r"/complaints/([^/]+)", "complaint"), ("PATCH", r"/complaints/([^/]+)", "patch"),
+        ("GET", r"/complaints/([^/]+)/followups", "followups"), ("POST", r"/complaints/([^/]+)/followups", "add_followup"),
+        ("GET", r"/followups", "all_followups"),
+    ]  # fmt: skip
+    for route_method, pattern, name in table:
+        match = re.fullmatch(pattern, path)
+        if match and route_method == method:
+            return name, list(match.groups())
+    raise AgencyError(404, "NOT_FOUND", "no such path")

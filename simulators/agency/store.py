@@ -257,8 +257,17 @@ class AgencyStore:
         self, complaint_id: str, body: dict[str, Any], if_unmodified_since: str | None
     ) -> dict[str, Any]:
         row = self.complaint(complaint_id)
-        if if_unmodified_since is not None and if_unmodified_since != row["updated_at"]:
-            raise AgencyError(409, "CONFLICT", "the complaint changed since you read it")
+        if if_unmodified_since is not None:
+            try:
+                expected = datetime.fromisoformat(if_unmodified_since)
+            except ValueError:
+                raise AgencyError(
+                    400, "BAD_REQUEST", "If-Unmodified-Since must be ISO 8601 with an offset"
+                ) from None
+            if expected != datetime.fromisoformat(
+                row["updated_at"]
+            ):  # the same instant, whatever the offset
+                raise AgencyError(409, "CONFLICT", "the complaint changed since you read it")
         unknown = set(body) - set(self.PATCHABLE)
         fields: dict[str, list[str]] = {name: ["cannot be changed"] for name in unknown}
         self._check_codes(body, fields)

@@ -100,6 +100,9 @@ class LaporSettings(Section):
     retry: RetryPolicy = RetryPolicy()
     proxy: str | None = None
     ca_bundle: PemFile | None = None
+    #: LAPOR! account that files anonymous complaints from the agency's own channels (their
+    #: reporter's identity is never sent).
+    intake_user_id: int | None = Field(default=None, gt=0)
 
     @field_validator("token")
     @classmethod
@@ -143,6 +146,15 @@ class ScheduleSettings(Section):
     """How often each sync job runs, in seconds."""
 
     inbox_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    inbound_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    followups_out_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    intake_out_seconds: float = Field(default=300.0, ge=1, le=86_400)
+
+
+class MappingsSettings(Section):
+    """Where the mapping files are."""
+
+    path: Path = Path("mappings")
 
 
 class Settings(Section):
@@ -152,6 +164,7 @@ class Settings(Section):
     agency: AgencySettings | None = None
     state: StateSettings = StateSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    mappings: MappingsSettings = MappingsSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -29,6 +29,8 @@ class Link:
     origin: str
     disposed_away: bool
     lapor_status: str | None
+    #: What the agency was last told of the LAPOR! side (status, disposition, flags).
+    lapor_state: str | None
     agency_status: str | None
     lapor_updated_at: datetime | None
     agency_updated_at: datetime | None
@@ -42,6 +44,7 @@ def _link(row: dict[str, Any]) -> Link:
         origin=row["origin"],
         disposed_away=bool(row["disposed_away"]),
         lapor_status=row["lapor_status"],
+        lapor_state=row["lapor_state"],
         agency_status=row["agency_status"],
         lapor_updated_at=_time(row["lapor_updated_at"]),
         agency_updated_at=_time(row["agency_updated_at"]),

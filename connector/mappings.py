@@ -63,6 +63,7 @@ class _Categories(_File):
 
 class _Statuses(_File):
     inbound: dict[ComplaintStatus, str]
+    redisposed: str | None = None
     outbound: dict[str, LaporAction]
     rank: dict[str, int]
 
@@ -174,6 +175,10 @@ class Mappings:
                 f"no LAPOR! action for agency status {code!r}{where}; add it to "
                 f"{self._file('statuses.yaml')} under outbound (none, followup, postpone, archive, verify, reject)"
             ) from None
+
+    def status_when_redisposed(self) -> str | None:
+        """The agency status for a complaint LAPOR! moved to another institution (None: keep it)."""
+        return self._statuses.redisposed
 
     def is_backwards_agency(self, old: str | None, new: str) -> bool:
         """True if moving the agency status from ``old`` to ``new`` would go backwards."""
@@ -362,6 +367,8 @@ def check_mappings(
             )
         if code not in sts.rank:
             problems.append(f"statuses.yaml: rank.{code}: missing; give its place in the lifecycle")
+    if sts.redisposed is not None and sts.redisposed not in agency_status_codes:
+        problems.append(f"statuses.yaml: redisposed: {sts.redisposed!r} is not an agency status")
     for code in set(sts.outbound) | set(sts.rank):
         if code not in agency_status_codes:
             problems.append(f"statuses.yaml: {code}: not an agency status; remove it")

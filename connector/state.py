@@ -75,6 +75,7 @@ MIGRATIONS: tuple[str, ...] = (
         origin TEXT NOT NULL CHECK (origin IN ('lapor', 'agency')),
         disposed_away INTEGER NOT NULL DEFAULT 0,
         lapor_status TEXT,
+        lapor_state TEXT,
         agency_status TEXT,
         lapor_updated_at TEXT,
         agency_updated_at TEXT,

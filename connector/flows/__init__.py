@@ -1,0 +1,1 @@
+"""The sync flows, one module each: inbound, follow-ups out, intake out."""

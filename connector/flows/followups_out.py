@@ -1,0 +1,116 @@
+"""Follow-ups out: the agency's follow-ups (tindak lanjut) and status changes reach LAPOR!.
+
+Reads agency follow-ups since the flow's watermark; each one written by the agency on a
+complaint linked to LAPOR! is posted once (C4). The service does not deduplicate follow-ups, so
+each post is an outbox intent looked up by its content fingerprint before any re-send. A status
+the agency moved to with the follow-up becomes the LAPOR! action its mapping names. A complaint
+no longer disposed to the agency (403) is marked and no longer pushed to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector import errors
+from connector import models as m
+from connector.lapor.client import content_fingerprint
+from connector.sync import Sync
+
+FLOW = "followups_out"
+_EXPECT = {"postpone": "postponed", "archive": "archived", "verify": "verified"}
+
+
+@dataclass
+class FollowupsReport:
+    """What one follow-ups-out run did."""
+
+    posted: int = 0
+    actions: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    watermark: datetime | None = None
+
+
+def run_followups_out(sync: Sync) -> FollowupsReport:
+    """One pass: finish interrupted posts, then post the agency's new follow-ups."""
+    report = FollowupsReport()
+    sync.drain(FLOW)
+    for page in sync.agency.followups_since(sync.store.watermark(FLOW)):
+        for bad in page.invalid:
+            sync.quarantine(
+                FLOW,
+                bad.record_id or "(no id)",
+                errors.MalformedRecord("invalid agency follow-up", bad.problems),
+                bad.raw,
+            )
+            report.quarantined += 1
+        for followup in page.items:
+            push_followup(sync, followup, report)
+        if page.items and not sync.dry_run:
+            with sync.store.transaction():
+                sync.store.set_watermark(FLOW, max(f.updated_at for f in page.items))
+    report.watermark = sync.store.watermark(FLOW)
+    return report
+
+
+def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsReport) -> None:
+    """Post one agency follow-up to LAPOR! (if it is the agency's and its complaint is linked)."""
+    if followup.author != "agency" or sync.links.followup_linked(agency_followup_id=followup.id):
+        return
+    link = sync.links.by_agency_id(followup.complaint_id)
+    if link is None or link.lapor_id is None:
+        return  # not on LAPOR! (yet): intake out posts it after creating the complaint
+    if link.disposed_away:
+        report.skipped += 1
+        return
+    subject = f"{link.tracking_id}/{followup.id}"
+    ids = {
+        "lapor_id": link.lapor_id,
+        "tracking_id": link.tracking_id,
+        "agency_id": followup.complaint_id,
+    }
+    outcome = sync.write(
+        key=f"lapor.followup:{followup.id}",
+        flow=FLOW,
+        target="lapor",
+        operation="lapor_add_followup",
+        subject=subject,
+        payload={
+            "complaint_id": link.lapor_id,
+            "content": followup.content,
+            "is_secret": followup.is_secret,
+            "agency_id": followup.complaint_id,
+            "agency_followup_id": followup.id,
+            "_fields": ["content"],
+        },
+        lookup={**ids, "fingerprint": content_fingerprint(followup.content)},
+    )
+    if (outcome is not None and outcome.state == "done") or sync.dry_run:
+        report.posted += 1
+    if followup.status_after is None:
+        return
+    try:
+        action = sync.mappings.action_for_agency_status(
+            followup.status_after, record=f"follow-up {followup.id}"
+        )
+    except errors.MappingError as error:
+        sync.quarantine(FLOW, followup.id, error, followup.model_dump(mode="json"), **ids)
+        report.quarantined += 1
+        return
+    if action in _EXPECT:
+        sync.write(
+            key=f"lapor.process:{followup.id}:{action}",
+            flow=FLOW,
+            target="lapor",
+            operation="lapor_process",
+            subject=subject,
+            payload={
+                "complaint_id": link.lapor_id,
+                "action": action,
+                "expect_status": _EXPECT[action],
+                "_fields": ["status"],
+            },
+            lookup=ids,
+        )
+        report.actions += 1

@@ -1,0 +1,277 @@
+"""Inbound: complaints disposed to the agency on LAPOR! reach the agency system, and so do their updates.
+
+Reads the LAPOR! inbox since the flow's watermark (minus an overlap window), skips what has not
+changed since it was last synced (no request at all), reads the detail (C2) only of complaints
+that are new to the agency, and for changed ones sends the agency what LAPOR! owns: its status
+(never backwards), a re-disposition away, the rahasia/anonim flags (never downgraded), and the
+citizen's and admin's replies. The cursor advances with each committed page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from connector import errors
+from connector import models as m
+from connector.links import Link
+from connector.sync import Sync, lapor_state
+
+FLOW = "inbound"
+BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
+OVERLAP = timedelta(minutes=5)
+_REPLY_AUTHORS = {m.Author.REPORTER: "reporter", m.Author.ADMIN: "lapor_admin"}
+
+
+@dataclass
+class InboundReport:
+    """What one inbound run did."""
+
+    created: int = 0
+    updated: int = 0
+    replies: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    watermark: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def run_inbound(
+    sync: Sync, *, since: datetime | None = None, until: datetime | None = None
+) -> InboundReport:
+    """One inbound pass: first finish interrupted writes, then read what changed on LAPOR!."""
+    report = InboundReport()
+    sync.drain(FLOW)
+    watermark = sync.store.watermark(FLOW)
+    start = since or (BEGINNING if watermark is None else watermark - OVERLAP)
+    listing = sync.lapor.inbox(start)
+    for page in listing.pages():
+        for bad in page.invalid:
+            sync.quarantine(
+                FLOW,
+                bad.record_id or "(no id)",
+                errors.MalformedRecord("invalid LAPOR! record", bad.problems),
+                bad.raw,
+            )
+            report.quarantined += 1
+        for summary in page.records:
+            if until is not None and summary.updated_at >= until:
+                continue
+            sync_complaint(sync, summary, report)
+        if page.records and since is None and not sync.dry_run:
+            with sync.store.transaction():
+                sync.store.set_watermark(FLOW, max(c.updated_at for c in page.records))
+    if listing.server_time is not None and since is None and not sync.dry_run:
+        with sync.store.transaction():
+            sync.store.set_watermark(FLOW, listing.server_time)
+    report.watermark = sync.store.watermark(FLOW)
+    return report
+
+
+def sync_complaint(
+    sync: Sync, summary: m.ComplaintSummary, report: InboundReport, *, force: bool = False
+) -> None:
+    """Bring one LAPOR! complaint to the agency (create, or send what changed)."""
+    link = sync.links.by_lapor_id(summary.lapor_id)
+    if (
+        link is not None
+        and not force
+        and link.lapor_updated_at is not None
+        and summary.updated_at <= link.lapor_updated_at
+    ):
+        report.unchanged += 1
+        return
+    try:
+        if link is None:
+            if summary.disposition_id != sync.institution_id or summary.external_ref is not None:
+                # Not ours now (only previously), or one we filed ourselves (the intake flow links it).
+                report.skipped += 1
+                return
+            _create(sync, summary, report)
+        else:
+            _update(sync, summary, link, report)
+    except (errors.MappingError, errors.MalformedRecord) as error:
+        sync.quarantine(FLOW, str(summary.lapor_id), error, summary.model_dump(mode="json"),
+                        lapor_id=summary.lapor_id, tracking_id=summary.tracking_id)  # fmt: skip
+        report.quarantined += 1
+        return
+    with sync.store.transaction():
+        sync.store.release(FLOW, str(summary.lapor_id))
+
+
+def _create(sync: Sync, summary: m.ComplaintSummary, report: InboundReport) -> None:
+    record = f"complaint {summary.lapor_id}"
+    detail = sync.lapor.complaint(summary.lapor_id)
+    new = m.NewAgencyComplaint(
+        source="lapor",
+        channel="lapor",
+        title=detail.title,
+        content=detail.content,
+        category_code=sync.mappings.category_to_agency(detail.category_id or 0, record=record),
+        unit_code=sync.mappings.unit_for_disposition(detail.disposition_id),
+        status=sync.mappings.status_to_agency(detail.status, record=record),
+        is_secret=detail.is_secret,
+        is_anonymous=detail.is_anonymous,
+        reporter=None if detail.is_anonymous or not detail.reporter.is_known else detail.reporter,
+        lapor=m.LaporRef(
+            lapor_id=detail.lapor_id,
+            tracking_id=detail.tracking_id,
+            status=detail.status,
+            disposition_id=detail.disposition_id,
+        ),
+    )
+    outcome = sync.write(
+        key=f"agency.create:{summary.lapor_id}",
+        flow=FLOW,
+        target="agency",
+        operation="agency_create_complaint",
+        subject=summary.tracking_id,
+        payload={
+            "complaint": new.model_dump(mode="json"),
+            "lapor_id": summary.lapor_id,
+            "tracking_id": summary.tracking_id,
+            "lapor_status": summary.status.value,
+            "lapor_updated_at": summary.updated_at.isoformat(),
+            "lapor_state": _state(summary),
+            "_fields": [
+                "title",
+                "content",
+                "category_code",
+                "unit_code",
+                "status",
+                "is_secret",
+                "is_anonymous",
+                "reporter",
+                "lapor",
+            ],
+        },
+        lookup={"lapor_id": summary.lapor_id, "tracking_id": summary.tracking_id},
+    )
+    if outcome is not None and outcome.state == "done":
+        report.created += 1
+        link = sync.links.by_lapor_id(summary.lapor_id)
+        if link is not None:
+            _replies(sync, summary, link, report)
+    elif sync.dry_run:
+        report.created += 1
+
+
+def _state(complaint: m.ComplaintSummary) -> str:
+    return lapor_state(
+        complaint.status, complaint.disposition_id, complaint.is_secret, complaint.is_anonymous
+    )
+
+
+def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> None:
+    record = f"complaint {summary.lapor_id}"
+    if link.lapor_state == _state(summary):
+        # Nothing the agency holds changed (a reply, say): no PATCH, only the replies.
+        if not sync.dry_run:
+            with sync.store.transaction():
+                sync.links.update(summary.lapor_id, lapor_updated_at=summary.updated_at)
+        _replies(sync, summary, link, report)
+        return
+    patch: dict[str, object] = {}
+    redisposed = summary.disposition_id != sync.institution_id
+    if redisposed and not link.disposed_away:
+        status = sync.mappings.status_when_redisposed()
+        with sync.store.transaction():
+            sync.links.mark_disposed_away(summary.lapor_id)
+        if status is not None:
+            patch["status"] = status
+    elif not redisposed:
+        status = sync.mappings.status_to_agency(summary.status, record=record)
+        if status != link.agency_status and not sync.mappings.is_backwards_agency(
+            link.agency_status, status
+        ):
+            patch["status"] = status
+    if summary.is_secret:  # flags only ever go up: never downgrade rahasia or anonim
+        patch["is_secret"] = True
+    if summary.is_anonymous:
+        patch["is_anonymous"] = True
+    patch["lapor"] = m.LaporRef(lapor_id=summary.lapor_id, tracking_id=summary.tracking_id, status=summary.status,
+                                disposition_id=summary.disposition_id).model_dump(mode="json")  # fmt: skip
+    if link.agency_id is not None:
+        outcome = sync.write(
+            key=f"agency.update:{summary.lapor_id}:{summary.updated_at.isoformat()}",
+            flow=FLOW,
+            target="agency",
+            operation="agency_update_complaint",
+            subject=summary.tracking_id,
+            payload={
+                "agency_id": link.agency_id,
+                "patch": patch,
+                "lapor_id": summary.lapor_id,
+                "lapor_status": summary.status.value,
+                "lapor_updated_at": summary.updated_at.isoformat(),
+                "lapor_state": _state(summary),
+                "_fields": sorted(patch),
+            },
+            lookup={
+                "lapor_id": summary.lapor_id,
+                "tracking_id": summary.tracking_id,
+                "agency_id": link.agency_id,
+            },
+        )
+        if (outcome is not None and outcome.state == "done") or sync.dry_run:
+            report.updated += 1
+        _replies(sync, summary, link, report)
+
+
+def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> None:
+    """The citizen's replies and the admin's notes on LAPOR! (C3) reach the agency once each."""
+    if link.agency_id is None:
+        return
+    for item in sync.lapor.followups(summary.lapor_id):
+        if not isinstance(item, m.FollowUp) or item.author not in _REPLY_AUTHORS:
+            continue
+        if sync.links.followup_linked(lapor_followup_id=item.id):
+            continue
+        new = m.NewAgencyFollowUp(author=_REPLY_AUTHORS[item.author], content=item.content,
+                                  is_secret=item.is_secret, lapor_followup_id=item.id)  # fmt: skip
+        outcome = sync.write(
+            key=f"agency.followup:{item.id}",
+            flow=FLOW,
+            target="agency",
+            operation="agency_add_followup",
+            subject=f"{summary.tracking_id}/{item.id}",
+            payload={
+                "agency_id": link.agency_id,
+                "followup": new.model_dump(mode="json"),
+                "lapor_id": summary.lapor_id,
+                "lapor_followup_id": item.id,
+                "_fields": ["content", "author"],
+            },
+            lookup={
+                "lapor_id": summary.lapor_id,
+                "tracking_id": summary.tracking_id,
+                "agency_id": link.agency_id,
+            },
+        )
+        if (outcome is not None and outcome.state == "done") or sync.dry_run:
+            report.replies += 1
+
+
+def resync_complaint(
+    sync: Sync, lapor_id: int, report: InboundReport | None = None
+) -> InboundReport:
+    """Sync one LAPOR! complaint now, whatever the cursor says (an operator's resync, a replay)."""
+    report = report or InboundReport()
+    try:
+        detail = sync.lapor.complaint(lapor_id)
+    except errors.MalformedRecord as error:
+        sync.quarantine(FLOW, str(lapor_id), error, {"id": lapor_id}, lapor_id=lapor_id)
+        report.quarantined += 1
+        return report
+    sync_complaint(sync, detail, report, force=True)
+    return report
+
+
+def resync_quarantined(sync: Sync) -> InboundReport:
+    """Replay every complaint this flow quarantined (after the mapping or the data was fixed)."""
+    report = InboundReport()
+    for entry in sync.store.quarantined():
+        if entry.source == FLOW and entry.record_id and entry.record_id.isdigit():
+            resync_complaint(sync, int(entry.record_id), report)
+    return report

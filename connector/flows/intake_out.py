@@ -1,0 +1,150 @@
+"""Intake out: complaints the agency received on its own channels are filed on LAPOR!.
+
+An internal complaint marked ``report_to_lapor`` is created on LAPOR! (C7) with ``external_ref``
+= the agency's id; the create is an outbox intent looked up by that reference before any
+re-send, since the service has no idempotency key. The LAPOR! id and tracking id are then written
+back to the agency complaint, and its earlier follow-ups are posted. An anonymous complaint is
+filed under the agency's intake account; its reporter's identity is never sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector import errors
+from connector import models as m
+from connector.flows.followups_out import FollowupsReport, push_followup
+from connector.sync import Sync
+
+FLOW = "intake_out"
+
+
+@dataclass
+class IntakeReport:
+    """What one intake-out run did."""
+
+    created: int = 0
+    written_back: int = 0
+    quarantined: int = 0
+    watermark: datetime | None = None
+
+
+def run_intake_out(sync: Sync) -> IntakeReport:
+    """One pass: finish interrupted creates, then file new internal complaints on LAPOR!."""
+    report = IntakeReport()
+    sync.drain(FLOW)
+    for page in sync.agency.complaints(sync.store.watermark(FLOW)):
+        for bad in page.invalid:
+            sync.quarantine(
+                FLOW,
+                bad.record_id or "(no id)",
+                errors.MalformedRecord("invalid agency complaint", bad.problems),
+                bad.raw,
+            )
+            report.quarantined += 1
+        for complaint in page.items:
+            file_complaint(sync, complaint, report)
+        if page.items and not sync.dry_run:
+            with sync.store.transaction():
+                sync.store.set_watermark(FLOW, max(c.updated_at for c in page.items))
+    report.watermark = sync.store.watermark(FLOW)
+    return report
+
+
+def file_complaint(sync: Sync, complaint: m.AgencyComplaint, report: IntakeReport) -> None:
+    """Create one internal complaint on LAPOR!, write the ids back, post its follow-ups."""
+    if complaint.source != "internal" or not complaint.report_to_lapor:
+        return
+    link = sync.links.by_agency_id(complaint.id)
+    if complaint.lapor is not None and link is not None:
+        return
+    if link is None:
+        try:
+            new = _translate(sync, complaint)
+        except (errors.MappingError, errors.MalformedRecord) as error:
+            sync.quarantine(
+                FLOW,
+                complaint.id,
+                error,
+                complaint.model_dump(mode="json", exclude={"reporter"}),
+                agency_id=complaint.id,
+            )
+            report.quarantined += 1
+            return
+        outcome = sync.write(
+            key=f"lapor.create:{complaint.id}",
+            flow=FLOW,
+            target="lapor",
+            operation="lapor_create_complaint",
+            subject=complaint.id,
+            payload={
+                "complaint": new.model_dump(mode="json"),
+                "agency_status": complaint.status,
+                "_fields": ["title", "content", "category_id", "is_secret", "is_anonymous"],
+            },
+            lookup={"external_ref": complaint.id, "agency_id": complaint.id},
+        )
+        if sync.dry_run:
+            report.created += 1
+            return
+        if outcome is None or outcome.state != "done":
+            return
+        report.created += 1
+        link = sync.links.by_agency_id(complaint.id)
+        if link is None or link.lapor_id is None or link.tracking_id is None:
+            return
+        with sync.store.transaction():
+            sync.store.release(FLOW, complaint.id)
+    assert link.lapor_id is not None
+    assert link.tracking_id is not None
+    ref = m.LaporRef(
+        lapor_id=link.lapor_id, tracking_id=link.tracking_id, status=m.ComplaintStatus.UNVERIFIED
+    )
+    written = sync.write(
+        key=f"agency.link:{complaint.id}",
+        flow=FLOW,
+        target="agency",
+        operation="agency_update_complaint",
+        subject=complaint.id,
+        payload={
+            "agency_id": complaint.id,
+            "patch": {"lapor": ref.model_dump(mode="json")},
+            "_fields": ["lapor"],
+        },
+        lookup={
+            "agency_id": complaint.id,
+            "lapor_id": link.lapor_id,
+            "tracking_id": link.tracking_id,
+        },
+    )
+    if written is not None and written.state == "done":
+        report.written_back += 1
+    for followup in sync.agency.followups(complaint.id):
+        push_followup(sync, followup, FollowupsReport())
+
+
+def _translate(sync: Sync, complaint: m.AgencyComplaint) -> m.NewComplaint:
+    record = f"agency complaint {complaint.id}"
+    reporter = None if complaint.is_anonymous else complaint.reporter
+    user_id = None
+    if reporter is None or not (reporter.name and (reporter.email or reporter.phone)):
+        if sync.intake_user_id is None:
+            raise errors.MappingError(
+                f"{record} has no reporter LAPOR! can open an account for (anonymous, or no e-mail or phone); "
+                "set lapor.intake_user_id to the agency's intake account on LAPOR!"
+            )
+        reporter, user_id = None, sync.intake_user_id
+    return m.NewComplaint(
+        external_ref=complaint.id,
+        title=complaint.title,
+        content=complaint.content,
+        channel_id=sync.mappings.channel_for(complaint.channel),
+        classification_id=sync.mappings.classification_for(complaint.category_code, record=record),
+        category_id=sync.mappings.category_to_lapor(complaint.category_code or "", record=record),
+        disposition_id=sync.mappings.disposition_for_unit(complaint.unit_code, record=record),
+        is_secret=complaint.is_secret,
+        is_anonymous=complaint.is_anonymous,
+        reporter=reporter,
+        user_id=user_id,
+    )

@@ -1,0 +1,332 @@
+"""The sync context: both sides, the mappings, the state, and how each kind of remote write runs.
+
+Every remote write goes through the outbox: a flow records the intent (with an idempotency key
+derived from the ids involved, so the same change always gets the same key), then ``execute``
+sends it. Each operation has an executor that rebuilds the write from the stored payload: how
+to send it, how to look it up if it may already have happened, and what to record when it is
+done (link, audit entry), so a write interrupted by a crash is finished by the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector import errors
+from connector import models as m
+from connector.adapters import AgencyAdapter
+from connector.audit import AuditLog
+from connector.clock import Clock
+from connector.lapor.client import LaporClient, content_fingerprint
+from connector.links import Links
+from connector.logs import get_logger
+from connector.mappings import Mappings
+from connector.outbox import Outbox, OutboxItem, Outcome, Target
+from connector.state import StateStore
+
+log = get_logger("sync")
+
+
+@dataclass
+class Plan:
+    """What a dry run would have done."""
+
+    writes: list[tuple[str, str, str]] = field(default_factory=list)  #: (flow, operation, subject)
+
+
+@dataclass
+class Sync:
+    """Everything a flow needs, for one run."""
+
+    lapor: LaporClient
+    agency: AgencyAdapter
+    mappings: Mappings
+    store: StateStore
+    clock: Clock
+    institution_id: int
+    intake_user_id: int | None = None
+    actor: str = "daemon"
+    dry_run: bool = False
+    plan: Plan = field(default_factory=Plan)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.store)
+        self.outbox = Outbox(self.store)
+        self.links = Links(self.store)
+
+    def load_trees(self) -> None:
+        """Fetch both category trees, so mapping rules on parents cover their children."""
+        self.mappings.with_trees(self.lapor.categories(), self.agency.categories())
+
+    # --- recording -------------------------------------------------------------------------
+
+    def record(
+        self, *, flow: str, direction: str, action: str, outcome: str, **ids_and_fields: Any
+    ) -> None:
+        """Append an audit entry (inside the caller's transaction)."""
+        self.audit.append(
+            actor=self.actor,
+            flow=flow,
+            direction=direction,  # type: ignore[arg-type]
+            action=action,
+            outcome=outcome,
+            mapping_version=self.mappings.version,
+            **ids_and_fields,
+        )
+
+    def quarantine(
+        self, flow: str, record_id: str, error: errors.ConnectorError, raw: object, **ids: Any
+    ) -> None:
+        """Set a record aside with the reason, and say so in the audit log."""
+        problems = getattr(error, "problems", ()) or (errors.FieldProblem("(record)", str(error)),)
+        with self.store.transaction():
+            self.store.quarantine(
+                m.InvalidRecord(source=flow, record_id=record_id, problems=tuple(problems), raw=raw)
+            )
+            self.record(flow=flow, direction="local", action="quarantine", outcome="quarantined",
+                        error_code=type(error).__name__, **ids)  # fmt: skip
+        log.warning(
+            "record_quarantined", flow=flow, record_id=record_id, reason=type(error).__name__
+        )
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def write(self, *, key: str, flow: str, target: Target, operation: str, subject: str,
+              payload: dict[str, Any], lookup: dict[str, Any]) -> Outcome | None:  # fmt: skip
+        """Record the intent, then execute it (in a dry run: only plan it)."""
+        if self.dry_run:
+            if self.outbox.get(key) is None:
+                self.plan.writes.append((flow, operation, subject))
+            return None
+        with self.store.transaction():
+            item = self.outbox.enqueue(key=key, flow=flow, target=target, operation=operation,
+                                       subject=subject, payload=payload, lookup=lookup)  # fmt: skip
+        if item.state in ("done", "dead", "acknowledged"):
+            return None
+        return self.execute(item)
+
+    def execute(self, item: OutboxItem) -> Outcome:
+        """Run one outbox item through its operation's executor, and audit the outcome."""
+        send, lookup, on_done = EXECUTORS[item.operation](self, item)
+
+        def done(finished: OutboxItem, result: dict[str, Any]) -> None:
+            on_done(result)
+            self.record(flow=finished.flow, direction=_direction(finished), action=finished.operation,
+                        outcome="ok", **_ids(finished, result))  # fmt: skip
+
+        outcome = self.outbox.attempt(item, send, lookup, on_done=done)
+        if outcome.state != "done":
+            self._after_failure(outcome)
+        return outcome
+
+    def _after_failure(self, outcome: Outcome) -> None:
+        item, error = outcome.item, outcome.error
+        audit_outcome = {"in_flight": "ambiguous", "failed": "failed", "dead": "dead"}.get(
+            outcome.state, "failed"
+        )
+        with self.store.transaction():
+            if isinstance(error, errors.NotDisposed) and item.target == "lapor":
+                lapor_id = item.payload.get("complaint_id")
+                if isinstance(lapor_id, int):
+                    self.links.mark_disposed_away(lapor_id)
+                self.outbox.acknowledge(item.id)
+                audit_outcome = "skipped"
+            self.record(flow=item.flow, direction=_direction(item), action=item.operation, outcome=audit_outcome,
+                        error_code=getattr(error, "code", None) or type(error).__name__, **_ids(item, {}))  # fmt: skip
+        log.warning("write_not_done", flow=item.flow, operation=item.operation, subject=item.subject,
+                    state=outcome.state, error=type(error).__name__ if error else None)  # fmt: skip
+
+    def drain(self, flow: str) -> int:
+        """Finish this flow's due writes (retries, and writes interrupted by a crash) first."""
+        count = 0
+        for item in self.outbox.due(flow=flow):
+            self.execute(item)
+            count += 1
+        return count
+
+
+def lapor_state(
+    status: m.ComplaintStatus, disposition_id: int | None, is_secret: bool, is_anonymous: bool
+) -> str:
+    """What the agency needs to know of a LAPOR! complaint's state, as one comparable string."""
+    return f"{status.value}|{disposition_id}|{int(is_secret)}|{int(is_anonymous)}"
+
+
+def _direction(item: OutboxItem) -> str:
+    return "outbound" if item.target == "lapor" else "inbound"
+
+
+def _ids(item: OutboxItem, result: dict[str, Any]) -> dict[str, Any]:
+    ids = {
+        k: v
+        for k, v in {**item.lookup, **result}.items()
+        if k in ("lapor_id", "tracking_id", "agency_id")
+    }
+    if "complaint_id" in item.payload and isinstance(item.payload["complaint_id"], int):
+        ids.setdefault("lapor_id", item.payload["complaint_id"])
+    ids["changed_fields"] = item.payload.get("_fields", [])
+    return ids
+
+
+# --- executors: how each operation is sent, looked up and recorded -----------------------------
+
+Executor = tuple[
+    Callable[[], dict[str, Any]],
+    Callable[[], dict[str, Any] | None],
+    Callable[[dict[str, Any]], None],
+]
+
+
+def _agency_create(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+    new = m.NewAgencyComplaint.model_validate(p["complaint"])
+    lapor_id, tracking_id = int(p["lapor_id"]), str(p["tracking_id"])
+
+    def send() -> dict[str, Any]:
+        created = sync.agency.create_complaint(new, idempotency_key=item.key)
+        return {"agency_id": created.id, "agency_updated_at": created.updated_at.isoformat()}
+
+    def lookup() -> dict[str, Any] | None:
+        found = sync.agency.find_by_lapor_id(lapor_id)
+        return (
+            None
+            if found is None
+            else {"agency_id": found.id, "agency_updated_at": found.updated_at.isoformat()}
+        )
+
+    def on_done(result: dict[str, Any]) -> None:
+        sync.links.add(origin="lapor", lapor_id=lapor_id, tracking_id=tracking_id, agency_id=result["agency_id"],
+                       lapor_status=p["lapor_status"], agency_status=new.status)  # fmt: skip
+        sync.links.update(
+            lapor_id, lapor_updated_at=p["lapor_updated_at"], lapor_state=p["lapor_state"]
+        )
+
+    return send, lookup, on_done
+
+
+def _agency_update(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+    patch = m.AgencyComplaintPatch.model_validate(p["patch"])
+
+    def send() -> dict[str, Any]:
+        updated = sync.agency.update_complaint(p["agency_id"], patch)
+        return {"agency_id": updated.id}
+
+    def on_done(result: dict[str, Any]) -> None:
+        if p.get("lapor_id") is not None:
+            changes: dict[str, Any] = {
+                "lapor_updated_at": p.get("lapor_updated_at"),
+                "lapor_status": p.get("lapor_status"),
+                "lapor_state": p.get("lapor_state"),
+            }
+            if patch.status is not None:
+                changes["agency_status"] = patch.status
+            sync.links.update(
+                int(p["lapor_id"]), **{k: v for k, v in changes.items() if v is not None}
+            )
+
+    return send, lambda: None, on_done  # a PATCH sets fields: sending it again is harmless
+
+
+def _agency_followup(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+    new = m.NewAgencyFollowUp.model_validate(p["followup"])
+
+    def send() -> dict[str, Any]:
+        return {
+            "agency_followup_id": sync.agency.add_followup(
+                p["agency_id"], new, idempotency_key=item.key
+            ).id
+        }
+
+    def on_done(result: dict[str, Any]) -> None:
+        sync.links.link_followup(lapor_followup_id=int(p["lapor_followup_id"]), agency_followup_id=result["agency_followup_id"],
+                                 lapor_id=int(p["lapor_id"]), agency_id=p["agency_id"], direction="inbound")  # fmt: skip
+
+    return (
+        send,
+        lambda: None,
+        on_done,
+    )  # the Idempotency-Key makes a re-send return the first result
+
+
+def _lapor_followup(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+    lapor_id = int(p["complaint_id"])
+    followup = m.NewFollowUp(
+        complaint_id=lapor_id, content=p["content"], is_secret=bool(p["is_secret"])
+    )
+
+    def send() -> dict[str, Any]:
+        return {"lapor_followup_id": sync.lapor.add_followup(followup).id}
+
+    def lookup() -> dict[str, Any] | None:
+        # Only follow-ups not yet linked to another agency follow-up can be this one.
+        taken = sync.links.linked_lapor_followups(lapor_id)
+        for candidate in sync.lapor.followups(lapor_id):
+            if (isinstance(candidate, m.FollowUp) and candidate.author is m.Author.INSTITUTION
+                    and candidate.id not in taken and content_fingerprint(candidate.content) == item.lookup["fingerprint"]):  # fmt: skip
+                return {"lapor_followup_id": candidate.id}
+        return None
+
+    def on_done(result: dict[str, Any]) -> None:
+        sync.links.link_followup(lapor_followup_id=int(result["lapor_followup_id"]), agency_followup_id=p["agency_followup_id"],
+                                 lapor_id=lapor_id, agency_id=p["agency_id"], direction="outbound")  # fmt: skip
+
+    return send, lookup, on_done
+
+
+def _lapor_process(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+
+    def send() -> dict[str, Any]:
+        sync.lapor.process(int(p["complaint_id"]), p["action"], p.get("note"))
+        return {}
+
+    def lookup() -> dict[str, Any] | None:
+        # A status action that already happened shows in the complaint's status.
+        status = sync.lapor.complaint(int(p["complaint_id"])).status
+        return {} if status.value == p["expect_status"] else None
+
+    return send, lookup, lambda result: None
+
+
+def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+    new = m.NewComplaint.model_validate(p["complaint"])
+
+    def send() -> dict[str, Any]:
+        created = sync.lapor.create_complaint(new)
+        return {"lapor_id": created.lapor_id, "tracking_id": created.tracking_id}
+
+    def lookup() -> dict[str, Any] | None:
+        found = sync.lapor.find_created(new.external_ref)
+        return (
+            None
+            if found is None
+            else {"lapor_id": found.lapor_id, "tracking_id": found.tracking_id}
+        )
+
+    def on_done(result: dict[str, Any]) -> None:
+        lapor_id = int(result["lapor_id"])
+        sync.links.add(origin="agency", lapor_id=lapor_id, tracking_id=str(result["tracking_id"]),
+                       agency_id=new.external_ref, lapor_status=m.ComplaintStatus.UNVERIFIED.value,
+                       agency_status=p.get("agency_status"))  # fmt: skip
+        # The agency itself holds these facts, so the first inbound read must not echo them back.
+        state = lapor_state(
+            m.ComplaintStatus.UNVERIFIED, new.disposition_id, new.is_secret, new.is_anonymous
+        )
+        sync.links.update(lapor_id, lapor_state=state)
+
+    return send, lookup, on_done
+
+
+EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
+    "agency_create_complaint": _agency_create,
+    "agency_update_complaint": _agency_update,
+    "agency_add_followup": _agency_followup,
+    "lapor_add_followup": _lapor_followup,
+    "lapor_process": _lapor_process,
+    "lapor_create_complaint": _lapor_create,
+}

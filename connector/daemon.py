@@ -8,6 +8,7 @@ A fatal error (refused credentials) stops the daemon with an alert instead of re
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import signal
 import threading
@@ -23,10 +24,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from connector import errors
 from connector.clock import SystemClock
 from connector.config import Settings
+from connector.flows import FLOWS
 from connector.lapor.client import LaporClient
 from connector.logs import get_logger
 from connector.pull import pull_inbox
 from connector.state import StateStore
+from connector.sync import open_sync
 
 log = get_logger("daemon")
 
@@ -65,12 +68,32 @@ class Daemon:
         self.settings = settings
         self.clock = clock or SystemClock()
         self._stopped = threading.Event()
+        self._one_at_a_time = threading.Lock()
         self.fatal: errors.FatalError | None = None
         self.runs = 0
 
     def jobs(self) -> dict[str, tuple[Callable[[], Any], float]]:
-        """Job name → (callable, interval in seconds)."""
-        return {"lapor.inbox": (self.pull, self.settings.schedule.inbox_seconds)}
+        """Job name → (callable, interval in seconds): every flow, or the inbox pull alone without an agency."""
+        schedule = self.settings.schedule
+        if self.settings.agency is None:
+            return {"lapor.inbox": (self.pull, schedule.inbox_seconds)}
+        intervals = {
+            "inbound": schedule.inbound_seconds,
+            "intake_out": schedule.intake_out_seconds,
+            "followups_out": schedule.followups_out_seconds,
+        }
+        return {name: (functools.partial(self.run_flow, name), intervals[name]) for name in FLOWS}
+
+    def run_flow(self, name: str) -> None:
+        """One run of a flow, with fresh connections (mapping fixes apply without a restart)."""
+        # Flows run one at a time: each reads what the others wrote, in a simple order.
+        with self._one_at_a_time, open_sync(self.settings, self.clock) as sync:
+            report = FLOWS[name](sync)
+            log.info(
+                "flow_finished",
+                flow=name,
+                **{k: v for k, v in vars(report).items() if isinstance(v, int)},
+            )
 
     def pull(self) -> None:
         """One inbox pull with fresh connections and a fresh state handle."""

@@ -174,6 +174,19 @@ class QuarantineEntry:
     last_seen: datetime
 
 
+def _entry(row: dict[str, Any]) -> QuarantineEntry:
+    return QuarantineEntry(
+        id=row["id"],
+        source=row["source"],
+        record_id=row["record_id"],
+        problems=json.loads(row["problems"]),
+        status=row["status"],
+        times_seen=row["times_seen"],
+        first_seen=_parse(row["first_seen"]),
+        last_seen=_parse(row["last_seen"]),
+    )
+
+
 class StateStore:
     """The connector's SQLite state file."""
 
@@ -328,19 +341,20 @@ class StateStore:
     def quarantined(self, status: str = "open") -> list[QuarantineEntry]:
         """Quarantined records with the given status, oldest first."""
         rows = self.db.query("SELECT * FROM quarantine WHERE status = ? ORDER BY id", [status])
-        return [
-            QuarantineEntry(
-                id=row["id"],
-                source=row["source"],
-                record_id=row["record_id"],
-                problems=json.loads(row["problems"]),
-                status=row["status"],
-                times_seen=row["times_seen"],
-                first_seen=_parse(row["first_seen"]),
-                last_seen=_parse(row["last_seen"]),
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]
+
+    def quarantine_entry(self, entry_id: int) -> QuarantineEntry | None:
+        """One quarantine entry, whatever its status."""
+        rows = list(self.db.query("SELECT * FROM quarantine WHERE id = ?", [entry_id]))
+        return _entry(rows[0]) if rows else None
+
+    def acknowledge_quarantine(self, entry_id: int) -> bool:
+        """Give up on an open quarantined record, on the record; False if there is none."""
+        cursor = self.db.execute(
+            "UPDATE quarantine SET status = 'acknowledged' WHERE id = ? AND status = 'open'",
+            [entry_id],
+        )
+        return cursor.rowcount > 0
 
     def release(self, source: str, record_id: str) -> None:
         """Close a quarantine entry: the record has since synced."""

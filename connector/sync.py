@@ -9,19 +9,21 @@ done (link, audit entry), so a write interrupted by a crash is finished by the n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector import errors
 from connector import models as m
-from connector.adapters import AgencyAdapter
+from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
+from connector.config import Settings
 from connector.lapor.client import LaporClient, content_fingerprint
 from connector.links import Links
 from connector.logs import get_logger
-from connector.mappings import Mappings
+from connector.mappings import Mappings, load_mappings
 from connector.outbox import Outbox, OutboxItem, Outcome, Target
 from connector.state import StateStore
 
@@ -330,3 +332,30 @@ EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
     "lapor_process": _lapor_process,
     "lapor_create_complaint": _lapor_create,
 }
+
+
+@contextmanager
+def open_sync(
+    settings: Settings, clock: Clock, *, actor: str = "daemon", dry_run: bool = False
+) -> Iterator[Sync]:
+    """A ready ``Sync`` for the configured systems (closed afterwards)."""
+    if settings.agency is None:
+        raise errors.ConfigError(
+            [
+                "agency: required for the two-way sync; add an agency section (see docs/configuration.md)"
+            ]
+        )
+    mappings = load_mappings(settings.mappings.path)
+    with (
+        StateStore(settings.state.path, clock) as store,
+        LaporClient(settings.lapor, clock) as lapor,
+    ):
+        agency = make_adapter(settings.agency, clock)
+        try:
+            sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
+                        institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
+                        actor=actor, dry_run=dry_run)  # fmt: skip
+            sync.load_trees()
+            yield sync
+        finally:
+            agency.close()

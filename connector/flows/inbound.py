@@ -38,9 +38,13 @@ class InboundReport:
 
 
 def run_inbound(
-    sync: Sync, *, since: datetime | None = None, until: datetime | None = None
+    sync: Sync, *, since: datetime | None = None, until: datetime | None = None, force: bool = False
 ) -> InboundReport:
-    """One inbound pass: first finish interrupted writes, then read what changed on LAPOR!."""
+    """One inbound pass: first finish interrupted writes, then read what changed on LAPOR!.
+
+    With ``since`` (an operator's resync of a time range) the cursor is left alone, and with
+    ``force`` complaints are sent again even if they look unchanged.
+    """
     report = InboundReport()
     sync.drain(FLOW)
     watermark = sync.store.watermark(FLOW)
@@ -58,7 +62,7 @@ def run_inbound(
         for summary in page.records:
             if until is not None and summary.updated_at >= until:
                 continue
-            sync_complaint(sync, summary, report)
+            sync_complaint(sync, summary, report, force=force)
         if page.records and since is None and not sync.dry_run:
             with sync.store.transaction():
                 sync.store.set_watermark(FLOW, max(c.updated_at for c in page.records))

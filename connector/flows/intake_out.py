@@ -148,3 +148,16 @@ def _translate(sync: Sync, complaint: m.AgencyComplaint) -> m.NewComplaint:
         reporter=reporter,
         user_id=user_id,
     )
+
+
+def resync_agency_complaint(
+    sync: Sync, agency_id: str, report: IntakeReport | None = None
+) -> IntakeReport:
+    """File one agency complaint now (an operator's resync, or a replay after a fix)."""
+    report = report or IntakeReport()
+    complaint = sync.agency.complaint(agency_id)
+    file_complaint(sync, complaint, report)
+    if sync.links.by_agency_id(agency_id) is not None:
+        with sync.store.transaction():
+            sync.store.release(FLOW, agency_id)
+    return report

@@ -1,0 +1,375 @@
+"""Operator commands: sync once, resync, status, the quarantine, and the mappings check."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from connector import errors
+from connector.audit_cli import IsoDateTime
+from connector.cli_support import ConnectorGroup, config_option, load_configured
+from connector.clock import SystemClock
+from connector.flows import FLOWS
+from connector.flows.inbound import InboundReport, resync_complaint, run_inbound
+from connector.flows.intake_out import IntakeReport, resync_agency_complaint
+from connector.mappings import check_mappings, load_mappings
+from connector.outbox import Outbox
+from connector.state import StateStore
+from connector.sync import Sync, open_sync
+
+
+def _actor(operator: str | None) -> str:
+    return f"operator:{operator}" if operator else "operator"
+
+
+operator_option = click.option(
+    "--operator", help="Your name, recorded in the audit log as who did it."
+)
+
+
+@click.command("sync")
+@config_option
+@click.option(
+    "--flow", type=click.Choice(sorted(FLOWS)), multiple=True, help="Only these flows (repeatable)."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would be created, updated and posted; write nothing.",
+)
+@operator_option
+def sync_command(
+    config_path: Path, flow: tuple[str, ...], dry_run: bool, operator: str | None
+) -> None:
+    """Run every flow once (inbound, intake out, follow-ups out), then exit.
+
+    \b
+    Example:
+      lapor-connector sync --dry-run
+      lapor-connector sync --flow inbound
+    """
+    settings = load_configured(config_path)
+    with open_sync(settings, SystemClock(), actor=_actor(operator), dry_run=dry_run) as sync:
+        for name in flow or FLOWS:
+            report = FLOWS[name](sync)
+            click.echo(
+                f"{name}: "
+                + ", ".join(f"{k} {v}" for k, v in vars(report).items() if isinstance(v, int))
+            )
+        if dry_run:
+            click.echo(f"dry run: {len(sync.plan.writes)} write(s) planned, none sent")
+            for planned_flow, operation, subject in sync.plan.writes:
+                click.echo(f"  {planned_flow}: {operation} {subject}")
+
+
+@click.command("resync")
+@config_option
+@click.option("--tracking-id", help="One complaint, by its LAPOR! tracking id (must be linked).")
+@click.option("--complaint", "lapor_id", type=int, help="One complaint, by its LAPOR! id.")
+@click.option(
+    "--since", type=IsoDateTime(), help="Every complaint updated on LAPOR! from this time ..."
+)
+@click.option("--until", type=IsoDateTime(), help="... until this time (exclusive).")
+@click.option(
+    "--failed", is_flag=True, help="Everything that failed: quarantined records and dead writes."
+)
+@operator_option
+def resync_command(config_path: Path, tracking_id: str | None, lapor_id: int | None, since: datetime | None,
+                   until: datetime | None, failed: bool, operator: str | None) -> None:  # fmt: skip
+    """Sync again by hand: one complaint, a time range, or everything that failed.
+
+    \b
+    Example:
+      lapor-connector resync --tracking-id 1916449 --operator siti
+      lapor-connector resync --since 2026-11-01 --until 2026-11-08
+      lapor-connector resync --failed
+    """
+    if not (tracking_id or lapor_id or since or failed):
+        raise click.UsageError(
+            "say what to resync: --tracking-id, --complaint, --since/--until or --failed"
+        )
+    settings = load_configured(config_path)
+    with open_sync(settings, SystemClock(), actor=_actor(operator)) as sync:
+        if tracking_id:
+            link = sync.links.by_tracking_id(tracking_id)
+            if link is None or link.lapor_id is None:
+                raise errors.ReconcileError(
+                    f"tracking id {tracking_id} is not linked yet; resync it with --complaint <LAPOR! id>"
+                )
+            lapor_id = link.lapor_id
+        if lapor_id is not None:
+            _print(resync_complaint(sync, lapor_id))
+        if since is not None:
+            _print(run_inbound(sync, since=since, until=until, force=True))
+        if failed:
+            _retry_failed(sync)
+
+
+def _retry_failed(sync: Sync) -> None:
+    entries = sync.store.quarantined()
+    dead = list(sync.outbox.items("dead"))
+    inbound, intake = InboundReport(), IntakeReport()
+    for item in track(dead, description="dead writes", console=Console(stderr=True)):
+        if sync.outbox.retry(item.id):
+            refreshed = sync.outbox.get(item.key)
+            if refreshed is not None:
+                sync.execute(refreshed)
+    for entry in track(entries, description="quarantined", console=Console(stderr=True)):
+        _replay(sync, entry.source, entry.record_id, inbound, intake)
+    click.echo(f"retried {len(dead)} dead write(s); replayed {len(entries)} quarantined record(s); "
+               f"{len(sync.store.quarantined())} still quarantined")  # fmt: skip
+
+
+def _replay(
+    sync: Sync, source: str, record_id: str | None, inbound: InboundReport, intake: IntakeReport
+) -> None:
+    if not record_id:
+        return
+    if source == "inbound" and record_id.isdigit():
+        resync_complaint(sync, int(record_id), inbound)
+    elif source == "intake_out":
+        resync_agency_complaint(sync, record_id, intake)
+
+
+def _print(report: object) -> None:
+    click.echo(", ".join(f"{k} {v}" for k, v in vars(report).items() if isinstance(v, int)))
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for monitoring).")
+def status_command(config_path: Path, as_json: bool) -> None:
+    """Show each flow's last run, watermark, pending, quarantined and dead writes.
+
+    \b
+    Example:
+      lapor-connector status
+      lapor-connector status --json | jq .flows.inbound.dead
+    """
+    settings = load_configured(config_path)
+    with StateStore(settings.state.path, SystemClock()) as store:
+        report = flow_status(store)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title=f"Sync status ({settings.state.path})", title_justify="left")
+    for column in (
+        "flow",
+        "last run (UTC)",
+        "watermark (UTC)",
+        "pending",
+        "quarantined",
+        "dead",
+        "oldest unsynced",
+    ):
+        table.add_column(column)
+    for name, row in report["flows"].items():
+        table.add_row(
+            name,
+            *[
+                str(row[k] or "")
+                for k in (
+                    "last_run",
+                    "watermark",
+                    "pending",
+                    "quarantined",
+                    "dead",
+                    "oldest_unsynced",
+                )
+            ],
+        )
+    Console().print(table)
+    click.echo(f"linked complaints: {report['linked']}")
+
+
+def flow_status(store: StateStore) -> dict[str, Any]:
+    """Per flow: last run, watermark, pending, quarantined, dead, oldest unsynced write."""
+    flows: dict[str, Any] = {}
+    for name in FLOWS:
+        cursor = store.db.execute(
+            "SELECT watermark, updated_at FROM cursors WHERE flow = ?", [name]
+        ).fetchone()
+        pending = store.db.execute(
+            "SELECT count(*), min(created_at) FROM outbox WHERE flow = ? AND state IN ('pending', 'failed', 'in_flight')",
+            [name],
+        ).fetchone()
+        dead = store.db.execute(
+            "SELECT count(*) FROM outbox WHERE flow = ? AND state = 'dead'", [name]
+        ).fetchone()[0]
+        quarantined = store.db.execute(
+            "SELECT count(*) FROM quarantine WHERE source = ? AND status = 'open'", [name]
+        ).fetchone()[0]
+        flows[name] = {
+            "last_run": cursor[1] if cursor else None,
+            "watermark": cursor[0] if cursor else None,
+            "pending": pending[0],
+            "quarantined": quarantined,
+            "dead": dead,
+            "oldest_unsynced": pending[1],
+        }
+    linked = store.db.execute("SELECT count(*) FROM links").fetchone()[0]
+    return {"flows": flows, "linked": linked}
+
+
+@click.group("quarantine", cls=ConnectorGroup)
+def quarantine_group() -> None:
+    """Records set aside with a reason, and writes that ran out of retries."""
+
+
+@quarantine_group.command("list")
+@config_option
+def quarantine_list(config_path: Path) -> None:
+    """List quarantined records (with why) and dead writes.
+
+    \b
+    Example:
+      lapor-connector quarantine list
+    """
+    settings = load_configured(config_path)
+    with StateStore(settings.state.path, SystemClock()) as store:
+        entries, dead = store.quarantined(), list(Outbox(store).items("dead"))
+    records = Table(title=f"Quarantined records ({len(entries)})", title_justify="left")
+    for column in ("id", "flow", "record", "problems", "seen", "last seen (UTC)"):
+        records.add_column(column)
+    for e in entries:
+        records.add_row(
+            str(e.id),
+            e.source,
+            e.record_id or "",
+            "; ".join(e.problems),
+            str(e.times_seen),
+            e.last_seen.isoformat()[:19],
+        )
+    writes = Table(title=f"Dead writes ({len(dead)})", title_justify="left")
+    for column in ("id", "flow", "operation", "subject", "attempts", "error"):
+        writes.add_column(column)
+    for item in dead:
+        writes.add_row(
+            str(item.id),
+            item.flow,
+            item.operation,
+            item.subject,
+            str(item.attempts),
+            item.last_error or "",
+        )
+    console = Console()
+    console.print(records)
+    console.print(writes)
+
+
+@quarantine_group.command("retry")
+@config_option
+@click.option(
+    "--record", "records", type=int, multiple=True, help="A quarantined record's id (repeatable)."
+)
+@click.option("--write", "writes", type=int, multiple=True, help="A dead write's id (repeatable).")
+@operator_option
+def quarantine_retry(
+    config_path: Path, records: tuple[int, ...], writes: tuple[int, ...], operator: str | None
+) -> None:
+    """Replay quarantined records and retry dead writes (after fixing the cause).
+
+    \b
+    Example:
+      lapor-connector quarantine retry --record 12 --write 7 --operator siti
+    """
+    settings = load_configured(config_path)
+    with open_sync(settings, SystemClock(), actor=_actor(operator)) as sync:
+        for entry_id in records:
+            entry = sync.store.quarantine_entry(entry_id)
+            if entry is None:
+                raise click.BadParameter(
+                    f"no quarantined record {entry_id}; see `lapor-connector quarantine list`",
+                    param_hint="--record",
+                )
+            _replay(sync, entry.source, entry.record_id, InboundReport(), IntakeReport())
+        for write_id in writes:
+            if not sync.outbox.retry(write_id):
+                raise click.BadParameter(
+                    f"no dead or failed write {write_id}", param_hint="--write"
+                )
+        for item in sync.outbox.due():
+            if item.id in writes:
+                sync.execute(item)
+        click.echo(f"replayed {len(records)} record(s), retried {len(writes)} write(s)")
+
+
+@quarantine_group.command("ack")
+@config_option
+@click.option(
+    "--record", "records", type=int, multiple=True, help="A quarantined record's id (repeatable)."
+)
+@click.option("--write", "writes", type=int, multiple=True, help="A dead write's id (repeatable).")
+@operator_option
+def quarantine_ack(
+    config_path: Path, records: tuple[int, ...], writes: tuple[int, ...], operator: str | None
+) -> None:
+    """Acknowledge records or writes that will not be synced (kept, on the record, in the audit log).
+
+    \b
+    Example:
+      lapor-connector quarantine ack --write 7 --operator siti
+    """
+    settings = load_configured(config_path)
+    with StateStore(settings.state.path, SystemClock()) as store:
+        from connector.audit import AuditLog
+
+        audit, outbox = AuditLog(store), Outbox(store)
+        with store.transaction():
+            for entry_id in records:
+                if not store.acknowledge_quarantine(entry_id):
+                    raise click.BadParameter(
+                        f"no open quarantined record {entry_id}", param_hint="--record"
+                    )
+                audit.append(actor=_actor(operator), flow="quarantine", direction="local", action="acknowledge_record",
+                             outcome="skipped", changed_fields=["status"])  # fmt: skip
+        for write_id in writes:
+            with store.transaction():
+                if not outbox.acknowledge(write_id):
+                    raise click.BadParameter(f"no dead write {write_id}", param_hint="--write")
+                audit.append(actor=_actor(operator), flow="quarantine", direction="local", action="acknowledge_write",
+                             outcome="skipped", changed_fields=["state"])  # fmt: skip
+    click.echo(f"acknowledged {len(records)} record(s) and {len(writes)} write(s)")
+
+
+@click.group("mappings", cls=ConnectorGroup)
+def mappings_group() -> None:
+    """The mapping files in mappings/."""
+
+
+@mappings_group.command("check")
+@config_option
+def mappings_check(config_path: Path) -> None:
+    """Check the mappings against both sides' master data; list every gap (exit code 3).
+
+    \b
+    Example:
+      lapor-connector mappings check
+    """
+    settings = load_configured(config_path)
+    mappings = load_mappings(settings.mappings.path)
+    with open_sync(settings, SystemClock()) as sync:
+        problems = check_mappings(
+            mappings,
+            lapor_categories=sync.lapor.categories(),
+            lapor_institutions=sync.lapor.institutions(),
+            lapor_classifications=sync.lapor.classifications(),
+            agency_categories=sync.agency.categories(),
+            agency_statuses=sync.agency.statuses(),
+            agency_units=sync.agency.units(),
+        )
+    if problems:
+        raise errors.ConfigError(problems, str(settings.mappings.path))
+    click.echo(
+        f"{settings.mappings.path}: every value on both sides is mapped (version {mappings.version})"
+    )
+
+
+COMMANDS = (sync_command, resync_command, status_command, quarantine_group, mappings_group)

@@ -1,0 +1,130 @@
+"""The operator commands against both simulators, as an operator types them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from connector.cli import cli
+from simulators.agency import AgencyControl, AgencySystem
+from simulators.lapor import LaporSimulator, SimControl
+from tests.test_agency_adapter import AGENCY_TOKEN
+from tests.test_cli import ENV
+
+CLI_ENV = {**ENV, "AGENCY_TOKEN": AGENCY_TOKEN, "COLUMNS": "250"}
+
+
+@pytest.fixture
+def agency_system(tmp_path: Path) -> Iterator[AgencySystem]:
+    with AgencySystem(
+        tmp_path / "agency.sqlite", token=AGENCY_TOKEN, complaints=4
+    ).start() as system:
+        yield system
+
+
+@pytest.fixture
+def config(tmp_path: Path, sim: LaporSimulator, agency_system: AgencySystem) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "lapor": {"base_url": sim.base_url, "institution_id": 145, "api_key": "${LAPOR_API_KEY}",
+                  "token": "${LAPOR_TOKEN}", "requests_per_minute": 0, "intake_user_id": 1},
+        "agency": {"base_url": agency_system.base_url, "token": "${AGENCY_TOKEN}"},
+        "state": {"path": str(tmp_path / "state.sqlite")},
+        "mappings": {"path": "mappings"},
+        "logging": {"level": "ERROR", "format": "json"},
+    }))  # fmt: skip
+    return path
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, [*args, "--config", str(config)], env=CLI_ENV)
+
+
+def test_dry_run_plans_and_writes_nothing(
+    config: Path, control: SimControl, agency_system: AgencySystem
+) -> None:
+    """sync --dry-run lists the planned writes; neither side receives one."""
+    result = run(config, "sync", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "write(s) planned, none sent" in result.output
+    assert "agency_create_complaint" in result.output
+    assert control.stats()["writes"] == {}
+    assert AgencyControl(agency_system.root_url).stats()["writes"] == {}
+
+
+def test_sync_then_status(config: Path) -> None:
+    """sync runs every flow; status reports each one, as a table or JSON."""
+    assert run(config, "sync").exit_code == 0
+    status = json.loads(run(config, "status", "--json").output)
+    assert set(status["flows"]) == {"inbound", "intake_out", "followups_out"}
+    assert status["linked"] > 0
+    assert status["flows"]["inbound"]["watermark"] is not None
+    assert "linked complaints" in run(config, "status").output
+
+
+def test_resync_one_complaint_by_tracking_id(config: Path, sim: LaporSimulator) -> None:
+    """resync --tracking-id works on a linked complaint and explains an unlinked one."""
+    run(config, "sync")
+    linked = next(c for c in sim.state.complaints.values() if c["disposition_id"] == 145)
+    assert (
+        run(
+            config, "resync", "--tracking-id", linked["tracking_id"], "--operator", "siti"
+        ).exit_code
+        == 0
+    )
+    unknown = run(config, "resync", "--tracking-id", "9999999")
+    assert unknown.exit_code == 6
+    assert "--complaint" in unknown.output
+
+
+def test_quarantine_list_retry_and_ack(config: Path, tmp_path: Path, control: SimControl) -> None:
+    """A malformed record shows in the quarantine with its reason, and can be acknowledged."""
+    control.add_fault("inbox", "malformed", count=1, variant="naive_timestamp")
+    run(config, "sync", "--flow", "inbound")
+    listing = run(config, "quarantine", "list")
+    assert "updated_at: timestamp has no UTC offset" in listing.output
+    assert run(config, "quarantine", "ack", "--record", "1", "--operator", "siti").exit_code == 0
+    assert "Quarantined records (0)" in run(config, "quarantine", "list").output
+    missing = run(config, "quarantine", "retry", "--record", "99")
+    assert missing.exit_code == 2
+    log = run(config, "log", "--format", "jsonl", "--flow", "quarantine")
+    assert json.loads(log.output.splitlines()[-1])["actor"] == "operator:siti"
+
+
+def test_mappings_check(config: Path, tmp_path: Path) -> None:
+    """The shipped mappings pass; a gap is listed with file and key, exit code 3."""
+    assert "every value on both sides is mapped" in run(config, "mappings", "check").output
+    broken = tmp_path / "mappings"
+    broken.mkdir()
+    for name in ("categories", "statuses", "classifications", "units"):
+        (broken / f"{name}.yaml").write_text(Path(f"mappings/{name}.yaml").read_text())
+    (broken / "units.yaml").write_text(
+        (broken / "units.yaml").read_text().replace("  SUBBAG-TU: 145\n", "")
+    )
+    data = yaml.safe_load(config.read_text())
+    data["mappings"]["path"] = str(broken)
+    config.write_text(yaml.safe_dump(data))
+    result = run(config, "mappings", "check")
+    assert result.exit_code == 3
+    assert "units.yaml: outbound.SUBBAG-TU: missing" in result.output
+
+
+def test_daemon_runs_every_flow(
+    config: Path, agency_system: AgencySystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an agency configured the daemon runs inbound, intake out and follow-ups out, then stops cleanly."""
+    from connector.config import load_settings
+    from connector.daemon import Daemon
+
+    for key, value in CLI_ENV.items():
+        monkeypatch.setenv(key, value)
+    daemon = Daemon(load_settings(config))
+    assert set(daemon.jobs()) == {"inbound", "intake_out", "followups_out"}
+    daemon.serve(max_runs=3)
+    assert daemon.runs == 3
+    assert [c for c in AgencyControl(agency_system.root_url).complaints() if c["lapor"]]

@@ -1,76 +1,190 @@
-"""The demo: the connector against the bundled LAPOR! simulator, with real SQLite state.
+"""The demo: the connector's daemon between the bundled LAPOR! simulator and demo agency system.
 
-It starts the simulator on a free loopback port, configures the connector exactly as an agency
-would (through the same validated settings, secrets through references), and pulls every
-complaint disposed to the agency. One listed record is corrupted on purpose, to show that a
-bad record is quarantined with its field path while the rest of the page still syncs. A second
-pull then shows that an up-to-date state costs one request and changes nothing.
+Both systems run on loopback with their own data (the agency on its own SQLite file), the
+connector keeps its state in ``.demo/state.sqlite``, and the daemon runs its flows through
+several cycles while a citizen replies, the national admin disposes and re-disposes, agency
+officers write follow-ups, and the LAPOR! clock moves on by working days. A dropped connection
+after a committed follow-up and a malformed record are injected on the way, to show that
+nothing is duplicated and nothing is lost. It ends with a summary and the audit log check.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import yaml
 from rich.console import Console
+from rich.table import Table
 
+from connector.audit import AuditLog
 from connector.clock import SystemClock
-from connector.config import settings_from_mapping
-from connector.lapor.client import LaporClient
+from connector.config import load_settings
+from connector.daemon import Daemon
 from connector.logs import configure
-from connector.pull import pull_inbox
 from connector.state import StateStore
-from connector.tables import complaints_table
+from simulators.agency import AgencyControl, AgencySystem
 from simulators.lapor import LaporSimulator, SimControl
+
+MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+AGENCY_TOKEN = "demo-agency-token"  # noqa: S105 (the demo system's own token)
+
+
+def _config(state_dir: Path, lapor: LaporSimulator, agency: AgencySystem) -> Path:
+    """A config.yaml for the demo, with the demo systems' credentials in secret files."""
+    secrets = state_dir / "secrets"
+    secrets.mkdir(mode=0o700)
+    for name, value in (
+        ("lapor_api_key", lapor.api_key),
+        ("lapor_token", lapor.token),
+        ("agency_token", agency.token),
+    ):
+        (secrets / name).write_text(value)
+        (secrets / name).chmod(0o600)
+    config = {
+        "lapor": {
+            "base_url": lapor.base_url,
+            "institution_id": lapor.institution_id,
+            "api_key": f"${{file:{secrets / 'lapor_api_key'}}}",
+            "token": f"${{file:{secrets / 'lapor_token'}}}",
+            "requests_per_minute": 0,
+            "intake_user_id": 1,
+        },
+        "agency": {"base_url": agency.base_url, "token": f"${{file:{secrets / 'agency_token'}}}"},
+        "state": {"path": str(state_dir / "state.sqlite")},
+        "mappings": {"path": str(MAPPINGS if MAPPINGS.is_dir() else Path("mappings"))},
+        "logging": {"level": "ERROR", "format": "console"},
+    }
+    path = state_dir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -> None:
-    """Start the simulator, pull twice, and print what the state holds."""
+    """Start both systems, run the daemon through three cycles with activity between them, summarise."""
     configure("ERROR", "console")
     if state_dir.exists():
         shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True)
-    with LaporSimulator(seed=seed, complaints=complaints, requests_per_minute=0).start() as sim:
-        console.print(f"LAPOR! simulator at {sim.base_url} (institution {sim.institution_id})")
-        settings = settings_from_mapping(
-            {
-                "lapor": {
-                    "base_url": sim.base_url,
-                    "institution_id": sim.institution_id,
-                    "api_key": "${LAPOR_API_KEY}",
-                    "token": "${LAPOR_TOKEN}",
-                    "requests_per_minute": 0,
-                    "page_size": 20,
-                },
-                "state": {"path": str(state_dir / "state.sqlite")},
-            },
-            env={"LAPOR_API_KEY": sim.api_key, "LAPOR_TOKEN": sim.token},
+    with (
+        LaporSimulator(seed=seed, complaints=complaints, requests_per_minute=0).start() as lapor,
+        AgencySystem(
+            state_dir / "agency-system.sqlite", token=AGENCY_TOKEN, complaints=5, seed=seed
+        ).start() as agency,
+    ):
+        lapor_control, agency_control = SimControl(lapor.root_url), AgencyControl(agency.root_url)
+        settings = load_settings(_config(state_dir, lapor, agency), env={})
+        console.print(
+            f"LAPOR! simulator   {lapor.base_url}  (institution {lapor.institution_id}, {complaints} complaints)"
         )
-        control = SimControl(sim.root_url)
-        control.add_fault("inbox", "malformed", count=1, variant="naive_timestamp")
-        clock = SystemClock()
-        with (
-            StateStore(settings.state.path, clock) as store,
-            LaporClient(settings.lapor, clock) as client,
-        ):
-            first = pull_inbox(client, store)
-            rows = store.complaints()
-            console.print(
-                complaints_table(
-                    rows, title=f"Complaints disposed to the agency, in {settings.state.path}"
-                )
+        console.print(
+            f"agency system      {agency.base_url}  (its own SQLite file: {state_dir / 'agency-system.sqlite'})"
+        )
+        console.print(f"connector state    {settings.state.path}\n")
+
+        def cycle(title: str) -> None:
+            Daemon(settings).serve(
+                max_runs=3
+            )  # one run of each flow: inbound, intake out, follow-ups out
+            console.print(f"[bold]cycle: {title}[/bold] done")
+
+        lapor_control.add_fault("inbox", "malformed", count=1, variant="naive_timestamp")
+        cycle("first sync (everything disposed to the agency, and internal complaints to file)")
+
+        linked = [c for c in agency_control.complaints() if c["lapor"] and c["source"] == "lapor"]
+        open_ones = [c for c in linked if c["status"] in ("diverifikasi", "diproses")]
+        lapor_control.advance_seconds(120)
+        for complaint in open_ones[:2]:
+            lapor_control.reply(
+                complaint["lapor"]["id"], "Mohon kabar perkembangannya, terima kasih."
             )
-            console.print(
-                f"[bold]first pull[/bold]: {first.new} new complaints in {first.pages} pages, "
-                f"{first.requests} requests; {len(first.quarantined)} quarantined"
+        fresh = lapor_control.submit(title="Pungutan liar saat balik nama sertifikat",
+                                     content="Petugas meminta biaya tambahan di luar tarif PNBP.", category_id=740)  # fmt: skip
+        lapor_control.dispose(fresh, lapor.institution_id)
+        if len(open_ones) > 2:
+            agency_control.add_staff_followup(
+                open_ones[2]["id"],
+                "Tim sudah meninjau lokasi dan memeriksa berkas.",
+                status_after="diproses",
             )
-            for bad in first.quarantined:
-                console.print(f"  quarantined: {bad.describe()}", style="yellow", markup=False)
-            second = pull_inbox(client, store)
-            console.print(
-                f"[bold]second pull[/bold]: {second.new} new, {second.changed} changed, "
-                f"{second.requests} request(s): nothing to do when nothing changed"
+        if len(open_ones) > 3:
+            agency_control.add_staff_followup(
+                open_ones[3]["id"],
+                "Menunggu fotokopi sertifikat dari pelapor.",
+                status_after="ditunda",
             )
-            console.print(
-                f"state file: {settings.state.path} (sqlite3 it, or run `lapor-connector pull`)"
-            )
+        agency_control.add_internal_complaint(title="Antrian loket pengukuran sangat panjang", content="Datang pukul 7, dilayani pukul 13.",
+                                              channel="counter", category_code="YAN-ANT", report_to_lapor=True)  # fmt: skip
+        lapor_control.add_fault("followup_add", "drop_after_commit", count=1)
+        console.print(
+            "  citizen replied twice, the admin disposed a new complaint, officers wrote two follow-ups,"
+        )
+        console.print(
+            "  a new counter complaint arrived, and LAPOR! will drop the answer to one follow-up"
+        )
+        cycle("second sync")
+
+        lapor_control.advance_workdays(11)
+        if len(open_ones) > 4:
+            lapor_control.dispose(open_ones[4]["lapor"]["id"], 146)
+        console.print(
+            "  LAPOR!'s clock moved 11 working days (auto-closures), and the admin re-disposed one complaint"
+        )
+        cycle("third sync (the interrupted follow-up is found, not posted twice)")
+
+        _summary(console, settings.state.path, lapor, agency_control)
+        console.print(
+            f"\nthe audit log: lapor-connector log --config {state_dir / 'config.yaml'}   (and: log verify, log timeline <tracking id>, status)"
+        )
+
+
+def _summary(
+    console: Console, state_path: Path, lapor: LaporSimulator, agency_control: AgencyControl
+) -> None:
+    with StateStore(state_path, SystemClock()) as store:
+        audit = AuditLog(store)
+        done = Counter(e.action for e in audit.entries(outcome="ok"))
+        quarantined = store.quarantined()
+        verified = audit.verify()
+    duplicates = sum(
+        max(0, [f["content"] for f in lapor.state.followups[c]].count(text) - 1)
+        for c in lapor.state.followups for text in {f["content"] for f in lapor.state.followups[c] if f["author_type"] == "institution"}
+    )  # fmt: skip
+    closed = [
+        c
+        for c in agency_control.complaints()
+        if c["status"] in ("selesai", "diarsipkan", "dialihkan")
+    ]
+    table = Table(title="What the connector did", title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for label, value in [
+        ("complaints created in the agency system (from LAPOR!)", done["agency_create_complaint"]),
+        (
+            "complaints filed on LAPOR! (from the agency's own channels)",
+            done["lapor_create_complaint"],
+        ),
+        (
+            "LAPOR! ids written back to the agency",
+            sum(1 for c in agency_control.complaints() if c["source"] == "internal" and c["lapor"]),
+        ),
+        ("follow-ups posted to LAPOR!", done["lapor_add_followup"]),
+        ("status actions on LAPOR! (postpone, archive, ...)", done["lapor_process"]),
+        ("citizen replies and admin notes received", done["agency_add_followup"]),
+        ("status updates sent to the agency", done["agency_update_complaint"]),
+        ("agency complaints now closed, archived or re-disposed", len(closed)),
+        ("duplicate follow-ups on LAPOR!", duplicates),
+        ("records quarantined", len(quarantined)),
+    ]:
+        table.add_row(label, str(value))
+    console.print(table)
+    for entry in quarantined:
+        console.print(
+            f"  quarantined: {entry.source} record {entry.record_id}: {'; '.join(entry.problems)}",
+            style="yellow",
+            markup=False,
+        )
+    console.print(
+        f"audit log: {verified.checked} entries, chain {'intact' if verified.ok else 'BROKEN at ' + str(verified.first_bad_id)}"
+    )

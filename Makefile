@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check format lint typecheck bench clean
+.PHONY: demo test chaos check format lint typecheck bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 ## test: run the whole test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## chaos: the crash-safety suite (real processes killed at random); CHAOS_RUNS=N for more seeds
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -q -m chaos
 
 ## check: format check, lint, type check and tests (what CI runs)
 check: $(STAMP)

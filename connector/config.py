@@ -151,6 +151,14 @@ class ScheduleSettings(Section):
     intake_out_seconds: float = Field(default=300.0, ge=1, le=86_400)
 
 
+class OutboxSettings(Section):
+    """How unfinished remote writes are retried: backoff doubling from the first delay, then dead."""
+
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    first_delay_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    max_delay_seconds: float = Field(default=21_600.0, ge=0, le=604_800)
+
+
 class MappingsSettings(Section):
     """Where the mapping files are."""
 
@@ -165,6 +173,7 @@ class Settings(Section):
     state: StateSettings = StateSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     mappings: MappingsSettings = MappingsSettings()
+    outbox: OutboxSettings = OutboxSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -153,7 +153,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _parse(text: str) -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from connector import errors
@@ -19,7 +20,7 @@ from connector import models as m
 from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
-from connector.config import Settings
+from connector.config import OutboxSettings, Settings
 from connector.lapor.client import LaporClient, content_fingerprint
 from connector.links import Links
 from connector.logs import get_logger
@@ -50,11 +51,17 @@ class Sync:
     intake_user_id: int | None = None
     actor: str = "daemon"
     dry_run: bool = False
+    retry: OutboxSettings = field(default_factory=OutboxSettings)
     plan: Plan = field(default_factory=Plan)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.store)
-        self.outbox = Outbox(self.store)
+        self.outbox = Outbox(
+            self.store,
+            max_attempts=self.retry.max_attempts,
+            first_delay=timedelta(seconds=self.retry.first_delay_seconds),
+            max_delay=timedelta(seconds=self.retry.max_delay_seconds),
+        )
         self.links = Links(self.store)
 
     def load_trees(self) -> None:
@@ -354,7 +361,7 @@ def open_sync(
         try:
             sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
-                        actor=actor, dry_run=dry_run)  # fmt: skip
+                        actor=actor, dry_run=dry_run, retry=settings.outbox)  # fmt: skip
             sync.load_trees()
             yield sync
         finally:

@@ -54,6 +54,9 @@ def _config(state_dir: Path, lapor: LaporSimulator, agency: AgencySystem) -> Pat
         "agency": {"base_url": agency.base_url, "token": f"${{file:{secrets / 'agency_token'}}}"},
         "state": {"path": str(state_dir / "state.sqlite")},
         "mappings": {"path": str(MAPPINGS if MAPPINGS.is_dir() else Path("mappings"))},
+        "outbox": {
+            "first_delay_seconds": 0
+        },  # the demo lives seconds: look interrupted writes up on the next cycle
         "logging": {"level": "ERROR", "format": "console"},
     }
     path = state_dir / "config.yaml"

@@ -296,3 +296,41 @@ def test_every_write_is_audited_and_the_chain_verifies(make_sync: Callable[..., 
     assert sync.audit.verify().ok
     created = [e for e in entries if e.action == "agency_create_complaint"]
     assert all(e.tracking_id and e.agency_id for e in created)
+
+
+def test_followup_waits_for_a_link_still_in_flight(
+    make_sync: Callable[..., Sync], control: SimControl, agency_control: AgencyControl, sim: LaporSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A crash between creating the agency complaint and recording its link must not lose its follow-ups."""
+    sync = make_sync()
+    run_inbound(sync)
+    fresh = control.submit(
+        title="Sertifikat hilang", content="Sertifikat asli hilang saat banjir.", category_id=436
+    )
+    control.advance_seconds(60)
+    control.dispose(fresh, INSTITUTION_ID)
+
+    def die_while_linking(**link: object) -> None:
+        raise SystemExit(9)  # the process dies after the agency create, before the link commits
+
+    monkeypatch.setattr(sync.links, "add", die_while_linking)
+    with pytest.raises(SystemExit):
+        run_inbound(sync)
+    monkeypatch.undo()
+    linked = agency_linked(agency_control)
+    agency_control.add_staff_followup(linked[fresh]["id"], "Petugas sudah menghubungi pelapor.")  # type: ignore[arg-type]
+    assert run_followups_out(sync).posted == 0  # waits: the complaint is not linked yet
+    other = next(
+        a
+        for lapor_id, a in linked.items()
+        if lapor_id != fresh and a["status"] in ("diverifikasi", "diproses")
+    )
+    agency_control.add_staff_followup(other["id"], "Tindak lanjut lain yang lebih baru.")  # type: ignore[arg-type]
+    assert (
+        run_followups_out(sync).posted == 1
+    )  # the later one goes; the cursor still holds at the first
+    run_inbound(sync)  # the interrupted create is looked up, found, and linked
+    assert run_followups_out(sync).posted == 1
+    texts = [f["content"] for f in sim.state.followups[fresh]]
+    assert texts.count("Petugas sudah menghubungi pelapor.") == 1

@@ -36,6 +36,7 @@ def run_followups_out(sync: Sync) -> FollowupsReport:
     """One pass: finish interrupted posts, then post the agency's new follow-ups."""
     report = FollowupsReport()
     sync.drain(FLOW)
+    held: datetime | None = None  # the first follow-up waiting for its complaint's link
     for page in sync.agency.followups_since(sync.store.watermark(FLOW)):
         for bad in page.invalid:
             sync.quarantine(
@@ -46,24 +47,34 @@ def run_followups_out(sync: Sync) -> FollowupsReport:
             )
             report.quarantined += 1
         for followup in page.items:
-            push_followup(sync, followup, report)
+            if not push_followup(sync, followup, report) and held is None:
+                held = followup.updated_at
         if page.items and not sync.dry_run:
+            # The cursor stops at a follow-up that is waiting, so the next run reads it again.
             with sync.store.transaction():
-                sync.store.set_watermark(FLOW, max(f.updated_at for f in page.items))
+                sync.store.set_watermark(FLOW, held or max(f.updated_at for f in page.items))
     report.watermark = sync.store.watermark(FLOW)
     return report
 
 
-def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsReport) -> None:
-    """Post one agency follow-up to LAPOR! (if it is the agency's and its complaint is linked)."""
+def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsReport) -> bool:
+    """Post one agency follow-up to LAPOR! if it is the agency's and its complaint is linked.
+
+    Return False when it must wait: its complaint belongs on LAPOR! but is not linked yet (a
+    create still in flight), so the caller reads it again next time.
+    """
     if followup.author != "agency" or sync.links.followup_linked(agency_followup_id=followup.id):
-        return
+        return True
     link = sync.links.by_agency_id(followup.complaint_id)
     if link is None or link.lapor_id is None:
-        return  # not on LAPOR! (yet): intake out posts it after creating the complaint
+        complaint = sync.agency.complaint(followup.complaint_id)
+        belongs_on_lapor = complaint.lapor is not None or (
+            complaint.source == "internal" and complaint.report_to_lapor
+        )
+        return not belongs_on_lapor
     if link.disposed_away:
         report.skipped += 1
-        return
+        return True
     subject = f"{link.tracking_id}/{followup.id}"
     ids = {
         "lapor_id": link.lapor_id,
@@ -89,7 +100,7 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
     if (outcome is not None and outcome.state == "done") or sync.dry_run:
         report.posted += 1
     if followup.status_after is None:
-        return
+        return True
     try:
         action = sync.mappings.action_for_agency_status(
             followup.status_after, record=f"follow-up {followup.id}"
@@ -97,7 +108,7 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
     except errors.MappingError as error:
         sync.quarantine(FLOW, followup.id, error, followup.model_dump(mode="json"), **ids)
         report.quarantined += 1
-        return
+        return True
     if action in _EXPECT:
         sync.write(
             key=f"lapor.process:{followup.id}:{action}",
@@ -114,3 +125,4 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
             lookup=ids,
         )
         report.actions += 1
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -113,3 +114,72 @@ def test_redaction_of_personal_keys_and_shapes(debug_output: io.StringIO) -> Non
     assert CANARY_PHONE not in line
     assert "3273012345678901" not in line
     assert logs.REDACTED in line
+
+
+def test_the_two_way_sync_leaks_nothing(
+    debug_output: io.StringIO, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A full sync at DEBUG: reporter data reaches the agency system, and nothing else."""
+    import yaml
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+    from connector.clock import SystemClock
+    from connector.config import load_settings
+    from connector.flows import FLOWS
+    from connector.sync import open_sync
+    from simulators.agency import AgencyControl, AgencySystem
+
+    caplog.set_level(logging.DEBUG)
+    agency_token = "CANARY-AGENCY-9c21"
+    with (
+        LaporSimulator(
+            api_key=CANARY_KEY, token=CANARY_TOKEN, institution_id=INSTITUTION_ID
+        ).start() as sim,
+        AgencySystem(tmp_path / "agency.sqlite", token=agency_token).start() as agency,
+    ):
+        control, agency_control = SimControl(sim.root_url), AgencyControl(agency.root_url)
+        complaint_id = control.submit(title="Pungli", content="Diminta uang", category_id=740,
+                                      reporter={"name": CANARY_NAME, "email": CANARY_EMAIL, "phone": CANARY_PHONE})  # fmt: skip
+        control.dispose(complaint_id, INSTITUTION_ID)
+        agency_control.add_internal_complaint(title="Calo", content="Calo di halaman", channel="counter", category_code="YAN-PGL",
+                                              report_to_lapor=True, reporter={"name": CANARY_NAME, "email": CANARY_EMAIL})  # fmt: skip
+        control.add_fault("create", "validation", count=1)
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "lapor": {"base_url": sim.base_url, "institution_id": INSTITUTION_ID, "api_key": "${LAPOR_API_KEY}",
+                      "token": "${LAPOR_TOKEN}", "requests_per_minute": 0, "intake_user_id": 1},
+            "agency": {"base_url": agency.base_url, "token": "${AGENCY_API_TOKEN}"},
+            "state": {"path": str(tmp_path / "state.sqlite")},
+            "logging": {"level": "DEBUG", "format": "json"},
+        }))  # fmt: skip
+        env = {
+            "LAPOR_API_KEY": CANARY_KEY,
+            "LAPOR_TOKEN": CANARY_TOKEN,
+            "AGENCY_API_TOKEN": agency_token,
+        }
+        settings = load_settings(config, env=env)
+        for _ in range(2):
+            with open_sync(settings, SystemClock()) as sync:
+                for run in FLOWS.values():
+                    run(sync)
+        assert any(
+            c["reporter"] and c["reporter"]["name"] == CANARY_NAME
+            for c in agency_control.complaints()
+        )
+        runner = CliRunner()
+        outputs = [
+            runner.invoke(
+                cli, [*args, "--config", str(config)], env={**env, "COLUMNS": "300"}
+            ).output
+            for args in (
+                ["log", "--format", "csv"],
+                ["log", "--format", "jsonl"],
+                ["status", "--json"],
+                ["quarantine", "list"],
+            )
+        ]
+    everything = "\n".join([debug_output.getvalue(), caplog.text, *outputs])
+    assert "agency_create_complaint" in everything  # the audit export really holds the sync
+    for canary in (*CANARIES, agency_token):
+        assert canary not in everything, f"{canary!r} leaked"

@@ -334,3 +334,43 @@ def test_followup_waits_for_a_link_still_in_flight(
     assert run_followups_out(sync).posted == 1
     texts = [f["content"] for f in sim.state.followups[fresh]]
     assert texts.count("Petugas sudah menghubungi pelapor.") == 1
+
+
+def test_auto_closure_on_lapor_reaches_the_agency(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """Ten working days after the last follow-up without a reply, LAPOR! closes it; the agency sees Selesai."""
+    sync = make_sync()
+    run_inbound(sync)
+    target = next(c for c in ours(sim) if c["status"] == "verified")
+    agency_id = agency_linked(agency_control)[target["id"]]["id"]  # type: ignore[index]
+    agency_control.add_staff_followup(agency_id, "Sertifikat sudah dapat diambil di loket 3.")  # type: ignore[arg-type]
+    run_followups_out(sync)
+    control.advance_workdays(10)
+    run_inbound(sync)
+    assert sim.state.complaints[target["id"]]["status"] == "done"  # type: ignore[index]
+    assert agency_linked(agency_control)[target["id"]]["status"] == "selesai"  # type: ignore[index]
+
+
+def test_status_never_moves_backwards(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """A LAPOR! change whose mapped status ranks below the agency's current one leaves the status alone."""
+    sync = make_sync()
+    run_inbound(sync)
+    target = next(c for c in ours(sim) if c["status"] == "postponed")
+    agency_id = agency_linked(agency_control)[target["id"]]["id"]  # type: ignore[index]
+    agency_control.set_status(agency_id, "selesai")  # type: ignore[arg-type]
+    sync.links.update(target["id"], agency_status="selesai")  # type: ignore[arg-type]
+    control.advance_seconds(60)
+    control.dispose(target["id"], INSTITUTION_ID)  # type: ignore[arg-type]  # re-verified: Terverifikasi -> diverifikasi
+    run_inbound(sync)
+    after = agency_linked(agency_control)[target["id"]]  # type: ignore[index]
+    assert after["status"] == "selesai"
+    assert after["lapor"]["status_code"] == "verified"  # type: ignore[index]  # the LAPOR! side is still recorded

@@ -128,3 +128,26 @@ def test_daemon_runs_every_flow(
     daemon.serve(max_runs=3)
     assert daemon.runs == 3
     assert [c for c in AgencyControl(agency_system.root_url).complaints() if c["lapor"]]
+
+
+def test_resync_a_time_range_and_everything_failed(
+    config: Path, control: SimControl, tmp_path: Path
+) -> None:
+    """resync --since/--until sends a range again; resync --failed replays what was quarantined."""
+    control.add_fault("inbox", "malformed", count=1, variant="naive_timestamp")
+    run(config, "sync")
+    status = json.loads(run(config, "status", "--json").output)
+    assert status["flows"]["inbound"]["quarantined"] == 1
+    ranged = run(
+        config,
+        "resync",
+        "--since",
+        "2026-01-01T00:00:00+07:00",
+        "--until",
+        "2026-12-31T00:00:00+07:00",
+    )
+    assert ranged.exit_code == 0, ranged.output
+    assert "unchanged 0" in ranged.output  # forced: every complaint in the range was sent again
+    failed = run(config, "resync", "--failed")
+    assert failed.exit_code == 0, failed.output
+    assert "0 still quarantined" in failed.output

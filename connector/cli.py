@@ -203,6 +203,55 @@ def simulate_lapor(**options: Any) -> None:
     )
 
 
+@simulate.command("agency")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8090, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--token",
+    envvar="AGENCY_API_TOKEN",
+    default="demo-agency-token",
+    show_default=True,
+    help="Bearer token to accept (or AGENCY_API_TOKEN).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("agency-demo.sqlite"),
+    show_default=True,
+    help="The system's own SQLite file.",
+)
+@click.option(
+    "--complaints",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Internal complaints to seed into a new file.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
+@click.option("--no-control", is_flag=True, help="Switch off the /_sim/ control plane.")
+def simulate_agency(
+    db_path: Path, host: str, port: int, token: str, complaints: int, seed: int, no_control: bool
+) -> None:
+    """Serve the demo agency system (the agency REST contract, under /api/v1) until interrupted.
+
+    \b
+    Example:
+      AGENCY_API_TOKEN=secret lapor-connector simulate agency --port 8090 --db agency.sqlite
+    """
+    from simulators.agency import serve_forever as serve_agency
+
+    serve_agency(
+        db_path=db_path,
+        host=host,
+        port=port,
+        token=token,
+        complaints=complaints,
+        seed=seed,
+        control=not no_control,
+    )
+
+
 @cli.command()
 @click.option(
     "--complaints",

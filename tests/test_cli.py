@@ -151,3 +151,22 @@ def test_one_daemon_per_state_file(tmp_path: Path) -> None:
         exclusive_lock(state),
     ):
         pass
+
+
+def test_every_command_the_readme_lists_exists() -> None:
+    """No README row names a command the CLI does not have."""
+    listed = set(
+        re.findall(
+            r"^\| `lapor-connector ([a-z]+(?: [a-z]+)?)",
+            Path("README.md").read_text(),
+            flags=re.MULTILINE,
+        )
+    )
+    known = {path for path, _ in COMMANDS} | {name for name, command in cli.commands.items()}
+    missing = {
+        entry
+        for entry in listed
+        if entry not in known
+        and entry.split()[0] not in known - {"simulate", "config", "quarantine", "mappings"}
+    }
+    assert missing == set()

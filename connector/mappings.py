@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -91,6 +91,24 @@ def _walk(start: Any, parents: Mapping[Any, Any]) -> Iterable[Any]:
         node = parents.get(node)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _nearest_rule(
+    start: K, parents: Mapping[K, K | None], rules: Mapping[K, V], fallback: V | None
+) -> V | None:
+    """The rule of ``start`` or of its nearest ancestor that has one, else the fallback."""
+    for node in _walk(start, parents):
+        if node in rules:
+            return rules[node]
+    return fallback
+
+
+def _where(record: str | None) -> str:
+    return f" ({record})" if record else ""
+
+
 class Mappings:
     """The four mapping files, validated; translation in both directions."""
 
@@ -127,30 +145,24 @@ class Mappings:
     def category_to_agency(self, lapor_category_id: int, *, record: str | None = None) -> str:
         """The agency category for a LAPOR! category (nearest rule up the tree, else the fallback)."""
         rules = self._categories.inbound
-        for node in _walk(lapor_category_id, self._lapor_parents):
-            if node in rules.rules:
-                return rules.rules[node]
-        if rules.fallback is not None:
-            return rules.fallback
-        where = f" ({record})" if record else ""
-        raise MappingError(
-            f"unknown LAPOR! category {lapor_category_id}{where}; add it (or a parent) to "
-            f"{self._file('categories.yaml')} under inbound.rules, or set inbound.fallback"
-        )
+        found = _nearest_rule(lapor_category_id, self._lapor_parents, rules.rules, rules.fallback)
+        if found is None:
+            raise MappingError(
+                f"unknown LAPOR! category {lapor_category_id}{_where(record)}; add it (or a parent) to "
+                f"{self._file('categories.yaml')} under inbound.rules, or set inbound.fallback"
+            )
+        return found
 
     def category_to_lapor(self, agency_code: str, *, record: str | None = None) -> int:
         """The LAPOR! category for an agency category (nearest rule up the tree, else the fallback)."""
         rules = self._categories.outbound
-        for node in _walk(agency_code, self._agency_parents):
-            if node in rules.rules:
-                return rules.rules[node]
-        if rules.fallback is not None:
-            return rules.fallback
-        where = f" ({record})" if record else ""
-        raise MappingError(
-            f"unknown agency category {agency_code!r}{where}; add it (or a parent) to "
-            f"{self._file('categories.yaml')} under outbound.rules, or set outbound.fallback"
-        )
+        found = _nearest_rule(agency_code, self._agency_parents, rules.rules, rules.fallback)
+        if found is None:
+            raise MappingError(
+                f"unknown agency category {agency_code!r}{_where(record)}; add it (or a parent) to "
+                f"{self._file('categories.yaml')} under outbound.rules, or set outbound.fallback"
+            )
+        return found
 
     # --- statuses ------------------------------------------------------------------------
 
@@ -194,15 +206,18 @@ class Mappings:
 
     def classification_for(self, agency_category: str | None, *, record: str | None = None) -> int:
         """The LAPOR! report type for a complaint the agency creates on LAPOR!."""
-        by_category = self._classifications.by_category
-        for node in _walk(agency_category, self._agency_parents):
-            if node in by_category:
-                return by_category[node]
-        if self._classifications.default is not None:
-            return self._classifications.default
-        where = f" ({record})" if record else ""
+        rules = self._classifications
+        found = (
+            rules.default
+            if agency_category is None
+            else _nearest_rule(
+                agency_category, self._agency_parents, rules.by_category, rules.default
+            )
+        )
+        if found is not None:
+            return found
         raise MappingError(
-            f"no LAPOR! report type for agency category {agency_category!r}{where}; add it to "
+            f"no LAPOR! report type for agency category {agency_category!r}{_where(record)}; add it to "
             f"{self._file('classifications.yaml')} under by_category, or set default"
         )
 

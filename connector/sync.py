@@ -9,10 +9,10 @@ done (link, audit entry), so a write interrupted by a crash is finished by the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector import errors
@@ -98,6 +98,25 @@ class Sync:
         log.warning(
             "record_quarantined", flow=flow, record_id=record_id, reason=type(error).__name__
         )
+
+    def quarantine_page(self, flow: str, invalid: Iterable[m.InvalidRecord], what: str) -> int:
+        """Quarantine a page's invalid records (the rest of the page goes on); return how many."""
+        count = 0
+        for bad in invalid:
+            self.quarantine(
+                flow,
+                bad.record_id or "(no id)",
+                errors.MalformedRecord(f"invalid {what}", bad.problems),
+                bad.raw,
+            )
+            count += 1
+        return count
+
+    def advance(self, flow: str, to: datetime | None) -> None:
+        """Move a flow's cursor once the page it covers is committed (never in a dry run)."""
+        if to is not None and not self.dry_run:
+            with self.store.transaction():
+                self.store.set_watermark(flow, to)
 
     # --- writes ----------------------------------------------------------------------------
 

@@ -38,21 +38,13 @@ def run_followups_out(sync: Sync) -> FollowupsReport:
     sync.drain(FLOW)
     held: datetime | None = None  # the first follow-up waiting for its complaint's link
     for page in sync.agency.followups_since(sync.store.watermark(FLOW)):
-        for bad in page.invalid:
-            sync.quarantine(
-                FLOW,
-                bad.record_id or "(no id)",
-                errors.MalformedRecord("invalid agency follow-up", bad.problems),
-                bad.raw,
-            )
-            report.quarantined += 1
+        report.quarantined += sync.quarantine_page(FLOW, page.invalid, "agency follow-up")
         for followup in page.items:
             if not push_followup(sync, followup, report) and held is None:
                 held = followup.updated_at
-        if page.items and not sync.dry_run:
+        if page.items:
             # The cursor stops at a follow-up that is waiting, so the next run reads it again.
-            with sync.store.transaction():
-                sync.store.set_watermark(FLOW, held or max(f.updated_at for f in page.items))
+            sync.advance(FLOW, held or max(f.updated_at for f in page.items))
     report.watermark = sync.store.watermark(FLOW)
     return report
 

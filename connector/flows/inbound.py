@@ -51,24 +51,15 @@ def run_inbound(
     start = since or (BEGINNING if watermark is None else watermark - OVERLAP)
     listing = sync.lapor.inbox(start)
     for page in listing.pages():
-        for bad in page.invalid:
-            sync.quarantine(
-                FLOW,
-                bad.record_id or "(no id)",
-                errors.MalformedRecord("invalid LAPOR! record", bad.problems),
-                bad.raw,
-            )
-            report.quarantined += 1
+        report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
         for summary in page.records:
             if until is not None and summary.updated_at >= until:
                 continue
             sync_complaint(sync, summary, report, force=force)
-        if page.records and since is None and not sync.dry_run:
-            with sync.store.transaction():
-                sync.store.set_watermark(FLOW, max(c.updated_at for c in page.records))
-    if listing.server_time is not None and since is None and not sync.dry_run:
-        with sync.store.transaction():
-            sync.store.set_watermark(FLOW, listing.server_time)
+        if page.records and since is None:
+            sync.advance(FLOW, max(c.updated_at for c in page.records))
+    if since is None:
+        sync.advance(FLOW, listing.server_time)
     report.watermark = sync.store.watermark(FLOW)
     return report
 

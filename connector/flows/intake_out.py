@@ -35,19 +35,11 @@ def run_intake_out(sync: Sync) -> IntakeReport:
     report = IntakeReport()
     sync.drain(FLOW)
     for page in sync.agency.complaints(sync.store.watermark(FLOW)):
-        for bad in page.invalid:
-            sync.quarantine(
-                FLOW,
-                bad.record_id or "(no id)",
-                errors.MalformedRecord("invalid agency complaint", bad.problems),
-                bad.raw,
-            )
-            report.quarantined += 1
+        report.quarantined += sync.quarantine_page(FLOW, page.invalid, "agency complaint")
         for complaint in page.items:
             file_complaint(sync, complaint, report)
-        if page.items and not sync.dry_run:
-            with sync.store.transaction():
-                sync.store.set_watermark(FLOW, max(c.updated_at for c in page.items))
+        if page.items:
+            sync.advance(FLOW, max(c.updated_at for c in page.items))
     report.watermark = sync.store.watermark(FLOW)
     return report
 

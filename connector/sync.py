@@ -350,6 +350,24 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
     return send, lookup, on_done
 
 
+def _lapor_reject(sync: Sync, item: OutboxItem) -> Executor:
+    p = item.payload
+    lapor_id, target = int(p["complaint_id"]), int(p["target"])
+
+    def send() -> dict[str, Any]:
+        sync.lapor.reject(lapor_id, target, p["description"])
+        return {}
+
+    def lookup() -> dict[str, Any] | None:
+        # Forwarded already if LAPOR! shows the target holding it (a 403 also means it left us).
+        try:
+            return {} if sync.lapor.complaint(lapor_id).disposition_id == target else None
+        except errors.NotDisposed:
+            return {}
+
+    return send, lookup, lambda result: sync.links.mark_disposed_away(lapor_id)
+
+
 EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
     "agency_create_complaint": _agency_create,
     "agency_update_complaint": _agency_update,
@@ -357,6 +375,7 @@ EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
     "lapor_add_followup": _lapor_followup,
     "lapor_process": _lapor_process,
     "lapor_create_complaint": _lapor_create,
+    "lapor_reject": _lapor_reject,
 }
 
 

@@ -374,3 +374,68 @@ def test_status_never_moves_backwards(
     after = agency_linked(agency_control)[target["id"]]  # type: ignore[index]
     assert after["status"] == "selesai"
     assert after["lapor"]["status_code"] == "verified"  # type: ignore[index]  # the LAPOR! side is still recorded
+
+
+def test_agency_status_change_becomes_a_lapor_action_once(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """An officer setting 'ditunda' (no follow-up) postpones the complaint on LAPOR!, once."""
+    sync = make_sync()
+    run_inbound(sync)
+    target = next(c for c in ours(sim) if c["status"] == "verified")
+    agency_id = agency_linked(agency_control)[target["id"]]["id"]  # type: ignore[index]
+    agency_control.set_status(agency_id, "ditunda")  # type: ignore[arg-type]
+    run_intake_out(sync)
+    run_followups_out(sync)
+    assert sim.state.complaints[target["id"]]["status"] == "postponed"  # type: ignore[index]
+    before = control.stats()["writes"]
+    run_inbound(sync), run_intake_out(sync), run_followups_out(sync)
+    assert control.stats()["writes"] == before
+
+
+def test_bukan_wewenang_by_the_agency_forwards_on_lapor(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl, agency_control: AgencyControl,
+    adapter: AgencyAdapter, mappings_dir: Path,
+) -> None:  # fmt: skip
+    """'dialihkan' with a unit of another institution forwards the complaint there (C5); nothing more is pushed."""
+    from connector import models as m
+
+    units = mappings_dir / "units.yaml"
+    units.write_text(units.read_text().replace("  SEKSI-SP: 145", "  SEKSI-SP: 146"))
+    sync = make_sync()
+    run_inbound(sync)
+    target = next(c for c in ours(sim) if c["status"] == "in_process")
+    agency_id = agency_linked(agency_control)[target["id"]]["id"]  # type: ignore[index]
+    adapter.update_complaint(
+        agency_id, m.AgencyComplaintPatch(status="dialihkan", unit_code="SEKSI-SP")
+    )  # type: ignore[arg-type]
+    run_intake_out(sync)
+    assert sim.state.complaints[target["id"]]["disposition_id"] == 146  # type: ignore[index]
+    link = sync.links.by_lapor_id(target["id"])  # type: ignore[arg-type]
+    assert link is not None
+    assert link.disposed_away
+    agency_control.add_staff_followup(agency_id, "Catatan internal setelah dialihkan.")  # type: ignore[arg-type]
+    assert run_followups_out(sync).skipped == 1
+
+
+def test_bukan_wewenang_to_our_own_unit_is_quarantined(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    agency_control: AgencyControl,
+    adapter: AgencyAdapter,
+) -> None:
+    """'dialihkan' on a unit of this very institution cannot be forwarded: quarantined with the fix."""
+    from connector import models as m
+
+    sync = make_sync()
+    run_inbound(sync)
+    target = next(c for c in ours(sim) if c["status"] == "in_process")
+    agency_id = agency_linked(agency_control)[target["id"]]["id"]  # type: ignore[index]
+    adapter.update_complaint(agency_id, m.AgencyComplaintPatch(status="dialihkan"))  # type: ignore[arg-type]
+    run_intake_out(sync)
+    (entry,) = [e for e in sync.store.quarantined() if e.record_id == agency_id]
+    assert "route it to the unit of the institution with authority" in entry.problems[0]
+    assert sim.state.complaints[target["id"]]["disposition_id"] == INSTITUTION_ID  # type: ignore[index]

@@ -101,7 +101,8 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
         sync.quarantine(FLOW, followup.id, error, followup.model_dump(mode="json"), **ids)
         report.quarantined += 1
         return True
-    if action in _EXPECT:
+    current = sync.links.by_agency_id(followup.complaint_id)
+    if action in _EXPECT and (current is None or current.agency_status != followup.status_after):
         sync.write(
             key=f"lapor.process:{followup.id}:{action}",
             flow=FLOW,
@@ -117,4 +118,9 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
             lookup=ids,
         )
         report.actions += 1
+        if not sync.dry_run:
+            with (
+                sync.store.transaction()
+            ):  # so the intake pass does not act on the same change again
+                sync.links.update(link.lapor_id, agency_status=followup.status_after)
     return True

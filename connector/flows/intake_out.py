@@ -1,10 +1,15 @@
-"""Intake out: complaints the agency received on its own channels are filed on LAPOR!.
+"""Intake out: complaints the agency received on its own channels are filed on LAPOR!, and
+the agency's status changes on linked complaints become LAPOR! actions.
 
 An internal complaint marked ``report_to_lapor`` is created on LAPOR! (C7) with ``external_ref``
 = the agency's id; the create is an outbox intent looked up by that reference before any
 re-send, since the service has no idempotency key. The LAPOR! id and tracking id are then written
 back to the agency complaint, and its earlier follow-ups are posted. An anonymous complaint is
 filed under the agency's intake account; its reporter's identity is never sent.
+
+The same pass notices when the agency moved a linked complaint to another status: the mapping
+names the LAPOR! action (postpone, archive, verify), and ``reject`` ("bukan wewenang") forwards
+it to the institution that the complaint's work unit maps to in ``units.yaml``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class IntakeReport:
 
     created: int = 0
     written_back: int = 0
+    status_actions: int = 0
     quarantined: int = 0
     watermark: datetime | None = None
 
@@ -38,6 +44,7 @@ def run_intake_out(sync: Sync) -> IntakeReport:
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "agency complaint")
         for complaint in page.items:
             file_complaint(sync, complaint, report)
+            push_status_change(sync, complaint, report)
         if page.items:
             sync.advance(FLOW, max(c.updated_at for c in page.items))
     report.watermark = sync.store.watermark(FLOW)
@@ -153,3 +160,60 @@ def resync_agency_complaint(
         with sync.store.transaction():
             sync.store.release(FLOW, agency_id)
     return report
+
+
+_EXPECT = {"postpone": "postponed", "archive": "archived", "verify": "verified"}
+
+
+def push_status_change(sync: Sync, complaint: m.AgencyComplaint, report: IntakeReport) -> None:
+    """Turn a status the agency set on a linked complaint into the LAPOR! action its mapping names."""
+    link = sync.links.by_agency_id(complaint.id)
+    if (
+        link is None
+        or link.lapor_id is None
+        or link.disposed_away
+        or complaint.status == link.agency_status
+    ):
+        return
+    ids = {"lapor_id": link.lapor_id, "tracking_id": link.tracking_id, "agency_id": complaint.id}
+    record = f"agency complaint {complaint.id}"
+    try:
+        action = sync.mappings.action_for_agency_status(complaint.status, record=record)
+        target = (
+            sync.mappings.disposition_for_unit(complaint.unit_code, record=record)
+            if action == "reject"
+            else None
+        )
+        if target == sync.institution_id:
+            raise errors.MappingError(
+                f"{record} is marked {complaint.status!r} (bukan wewenang) but its unit {complaint.unit_code!r} is this "
+                "institution; route it to the unit of the institution with authority (units.yaml outbound)"
+            )
+    except errors.MappingError as error:
+        sync.quarantine(
+            FLOW,
+            complaint.id,
+            error,
+            complaint.model_dump(mode="json", exclude={"reporter"}),
+            **ids,
+        )
+        report.quarantined += 1
+        return
+    key = f"lapor.status:{complaint.id}:{complaint.status}:{complaint.updated_at.isoformat()}"
+    outcome = None
+    if action == "reject" and target is not None:
+        outcome = sync.write(key=key, flow=FLOW, target="lapor", operation="lapor_reject", subject=complaint.id,
+                             payload={"complaint_id": link.lapor_id, "target": target, "_fields": ["disposition"],
+                                      "description": "Bukan kewenangan instansi kami; diteruskan kepada instansi yang berwenang."},
+                             lookup=ids)  # fmt: skip
+    elif action in _EXPECT:
+        outcome = sync.write(key=key, flow=FLOW, target="lapor", operation="lapor_process", subject=complaint.id,
+                             payload={"complaint_id": link.lapor_id, "action": action, "expect_status": _EXPECT[action],
+                                      "_fields": ["status"]},
+                             lookup=ids)  # fmt: skip
+    if outcome is not None and outcome.state == "done":
+        report.status_actions += 1
+    if not sync.dry_run and (outcome is None or outcome.state == "done"):
+        # Recorded so the same change is not acted on twice ("none" and "followup" need no action).
+        with sync.store.transaction():
+            sync.links.update(link.lapor_id, agency_status=complaint.status)

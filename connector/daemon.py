@@ -27,6 +27,7 @@ from connector.config import Settings
 from connector.flows import FLOWS
 from connector.lapor.client import LaporClient
 from connector.logs import get_logger
+from connector.mappings import check_mappings
 from connector.pull import pull_inbox
 from connector.state import StateStore
 from connector.sync import open_sync
@@ -103,6 +104,30 @@ class Daemon:
         ):
             pull_inbox(client, store)
 
+    def report_mapping_gaps(self) -> None:
+        """At start-up, check the mappings against both sides' master data and log every gap.
+
+        Gaps do not stop the daemon: a record that hits one is quarantined with the reason.
+        """
+        if self.settings.agency is None:
+            return
+        try:
+            with open_sync(self.settings, self.clock) as sync:
+                problems = check_mappings(
+                    sync.mappings,
+                    lapor_categories=sync.lapor.categories(),
+                    lapor_institutions=sync.lapor.institutions(),
+                    lapor_classifications=sync.lapor.classifications(),
+                    agency_categories=sync.agency.categories(),
+                    agency_statuses=sync.agency.statuses(),
+                    agency_units=sync.agency.units(),
+                )
+        except errors.RetriableError as error:
+            log.warning("mapping_check_skipped", reason=str(error))
+            return
+        for problem in problems:
+            log.warning("mapping_gap", problem=problem, fix="see `lapor-connector mappings check`")
+
     def stop(self, *_: object) -> None:
         """Ask the daemon to stop after the job in flight."""
         self._stopped.set()
@@ -138,6 +163,7 @@ class Daemon:
                 scheduler.add_job(
                     job, "interval", seconds=seconds, id=name, next_run_time=self.clock.now()
                 )
+            self.report_mapping_gaps()
             previous = _install_signal_handlers(self.stop)
             log.info(
                 "daemon_started", jobs=sorted(self.jobs()), state=str(self.settings.state.path)

@@ -21,7 +21,7 @@ from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
 from connector.config import OutboxSettings, Settings
-from connector.lapor.client import LaporClient, content_fingerprint
+from connector.lapor.client import MAX_FILE_BYTES, LaporClient, content_fingerprint
 from connector.links import Links
 from connector.logs import get_logger
 from connector.mappings import Mappings, load_mappings
@@ -324,8 +324,22 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
     p = item.payload
     new = m.NewComplaint.model_validate(p["complaint"])
 
+    attachments = [m.AgencyAttachment.model_validate(a) for a in p.get("attachments", [])]
+
     def send() -> dict[str, Any]:
-        created = sync.lapor.create_complaint(new)
+        # Files go up first (C8), then the complaint that names them (C7). An upload repeated after
+        # a crash leaves an unattached file on LAPOR!, never a second complaint.
+        files = [
+            (
+                a.file_name,
+                sync.agency.download_attachment(a, max_bytes=MAX_FILE_BYTES),
+                a.content_type or "application/octet-stream",
+            )
+            for a in attachments
+        ]
+        uploaded = sync.lapor.upload(files) if files else []
+        complaint = new.model_copy(update={"attachment_ids": tuple(f.id for f in uploaded)})
+        created = sync.lapor.create_complaint(complaint)
         return {"lapor_id": created.lapor_id, "tracking_id": created.tracking_id}
 
     def lookup() -> dict[str, Any] | None:

@@ -439,3 +439,36 @@ def test_bukan_wewenang_to_our_own_unit_is_quarantined(
     (entry,) = [e for e in sync.store.quarantined() if e.record_id == agency_id]
     assert "route it to the unit of the institution with authority" in entry.problems[0]
     assert sim.state.complaints[target["id"]]["disposition_id"] == INSTITUTION_ID  # type: ignore[index]
+
+
+def test_intake_carries_attachments_through_upload(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    agency_control: AgencyControl,
+    client: LaporClient,
+) -> None:
+    """Files on an internal complaint are uploaded (C8) and attached to the complaint created on LAPOR!."""
+    import base64
+
+    photo, letter = b"\xff\xd8\xff\xe0 foto loket", b"%PDF-1.4 surat kuasa"
+    agency_id = agency_control.add_internal_complaint(
+        title="Calo di loket", content="Calo menawarkan jasa di depan loket.", channel="whatsapp", category_code="YAN-PGL",
+        report_to_lapor=True, reporter={"name": "Rina", "phone": "081234567891"},
+        files=[{"file_name": "foto.jpg", "content_type": "image/jpeg", "content_b64": base64.b64encode(photo).decode()},
+               {"file_name": "surat.pdf", "content_type": "application/pdf", "content_b64": base64.b64encode(letter).decode()}],
+    )  # fmt: skip
+    run_intake_out(make_sync(intake_user_id=1))
+    (created,) = [c for c in sim.state.complaints.values() if c["external_ref"] == agency_id]
+    detail = client.complaint(created["id"])
+    assert sorted(a.file_name for a in detail.attachments) == ["foto.jpg", "surat.pdf"]
+    assert {client.download(created["id"], a.id) for a in detail.attachments} == {photo, letter}
+
+
+def test_attachment_outside_the_agency_api_is_refused(adapter: AgencyAdapter) -> None:
+    """The adapter never sends its token to a URL outside agency.base_url."""
+    from connector import errors
+    from connector import models as m
+
+    elsewhere = m.AgencyAttachment(id="F-1", file_name="x.pdf", url="https://evil.example/steal")
+    with pytest.raises(errors.MalformedRecord, match="outside the agency API"):
+        adapter.download_attachment(elsewhere, max_bytes=1024)

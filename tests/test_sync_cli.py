@@ -151,3 +151,35 @@ def test_resync_a_time_range_and_everything_failed(
     failed = run(config, "resync", "--failed")
     assert failed.exit_code == 0, failed.output
     assert "0 still quarantined" in failed.output
+
+
+def test_daemon_logs_mapping_gaps_at_start(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up the daemon checks the mappings against both sides and logs each gap (it still runs)."""
+    import shutil
+
+    from structlog.testing import capture_logs
+
+    from connector.config import load_settings
+    from connector.daemon import Daemon
+
+    broken = tmp_path / "mappings"
+    shutil.copytree("mappings", broken)
+    (broken / "units.yaml").write_text(
+        (broken / "units.yaml").read_text().replace("  SUBBAG-TU: 145\n", "")
+    )
+    data = yaml.safe_load(config.read_text())
+    data["mappings"]["path"] = str(broken)
+    config.write_text(yaml.safe_dump(data))
+    for key, value in CLI_ENV.items():
+        monkeypatch.setenv(key, value)
+    import structlog
+
+    structlog.reset_defaults()  # an earlier test may have configured ERROR level for the process
+    with capture_logs() as logs:
+        Daemon(load_settings(config)).serve(max_runs=3)
+    gaps = [entry["problem"] for entry in logs if entry["event"] == "mapping_gap"]
+    assert gaps == [
+        "units.yaml: outbound.SUBBAG-TU: missing; give the LAPOR! institution its complaints are disposed to"
+    ]

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from connector.models import (
+    AgencyAttachment,
     AgencyCategory,
     AgencyComplaint,
     AgencyComplaintPatch,
@@ -94,6 +95,10 @@ class AgencyAdapter(ABC):
         self, complaint_id: str, new: NewAgencyFollowUp, *, idempotency_key: str
     ) -> AgencyFollowUp:
         """Add a follow-up or reply; the same key never adds a second one."""
+
+    @abstractmethod
+    def download_attachment(self, attachment: AgencyAttachment, *, max_bytes: int) -> bytes:
+        """An attachment's content (at most ``max_bytes``)."""
 
     @abstractmethod
     def close(self) -> None:

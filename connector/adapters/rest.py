@@ -165,6 +165,57 @@ class RestAdapter(AgencyAdapter):
     def close(self) -> None:
         self.session.close()
 
+    def download_attachment(self, attachment: m.AgencyAttachment, *, max_bytes: int) -> bytes:
+        """Fetch a file from the agency API; a URL anywhere else is refused (the token stays home)."""
+        url = attachment.url or ""
+        if not url.startswith(self.base_url + "/"):
+            raise errors.MalformedRecord(
+                f"attachment {attachment.id} points outside the agency API",
+                [
+                    errors.FieldProblem(
+                        "attachments.url", f"must start with {self.base_url}/ (agency.base_url)"
+                    )
+                ],
+                record_id=attachment.id,
+            )
+        label = f"agency GET attachment {attachment.id}"
+
+        def attempt() -> bytes:
+            self.requests_sent += 1
+            response = send(
+                self.session, "GET", url, label=label, timeout=self._timeout, stream=True
+            )
+            try:
+                if response.status_code >= 300:
+                    self._decode(response, label)
+                chunks, size = [], 0
+                for chunk in response.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise errors.MalformedRecord(
+                            f"attachment {attachment.id} is too large",
+                            [
+                                errors.FieldProblem(
+                                    "attachments",
+                                    f"over {max_bytes // 2**20} MB; LAPOR! takes at most 10 MB a file",
+                                )
+                            ],
+                            record_id=attachment.id,
+                        )
+                    chunks.append(chunk)
+                return b"".join(chunks)
+            finally:
+                response.close()
+
+        return with_retries(
+            attempt,
+            idempotent=True,
+            policy=self.settings.retry,
+            clock=self.clock,
+            rng=self._rng,
+            label=label,
+        )
+
     # --- HTTP ----------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,

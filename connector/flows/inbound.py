@@ -15,7 +15,10 @@ from datetime import datetime, timedelta, timezone
 from connector import errors
 from connector import models as m
 from connector.links import Link
+from connector.logs import get_logger
 from connector.sync import Sync, lapor_state
+
+log = get_logger("inbound")
 
 FLOW = "inbound"
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -75,6 +78,14 @@ def sync_complaint(
         and link.lapor_updated_at is not None
         and summary.updated_at <= link.lapor_updated_at
     ):
+        if summary.updated_at < link.lapor_updated_at:
+            # Older than what was already synced (a lagging replica, a repeated page): ignored.
+            log.info(
+                "stale_update_ignored",
+                lapor_id=summary.lapor_id,
+                seen=link.lapor_updated_at.isoformat(),
+                got=summary.updated_at.isoformat(),
+            )
         report.unchanged += 1
         return
     try:

@@ -79,6 +79,7 @@ def file_complaint(sync: Sync, complaint: m.AgencyComplaint, report: IntakeRepor
             subject=complaint.id,
             payload={
                 "complaint": new.model_dump(mode="json"),
+                "attachments": [a.model_dump(mode="json") for a in complaint.attachments],
                 "agency_status": complaint.status,
                 "_fields": ["title", "content", "category_id", "is_secret", "is_anonymous"],
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -103,6 +104,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise AgencyError(429, "TOO_MANY_REQUESTS", "slow down")
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
             status, payload = self._api(method, route, args, params, raw, fault)
+            if route == "attachment":
+                self.send_response(200)
+                self.send_header("Content-Type", payload["content_type"])
+                self.send_header("Content-Length", str(len(payload["data"])))
+                self.end_headers()
+                self.wfile.write(payload["data"])
+                return
             if fault == "drop_after_commit":
                 self.close_connection = True
                 try:
@@ -152,6 +160,8 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, store.complaint_json(store.complaint(args[0]))
             if route == "followups":
                 return 200, [store.followup_json(r) for r in store.followups(args[0])]
+            if route == "attachment":
+                return 200, store.file(args[0], args[1])
             return self._write(route, args, raw)
 
     def _list(self, route: str, params: dict[str, str], fault: str | None) -> dict[str, Any]:
@@ -251,9 +261,20 @@ class Handler(BaseHTTPRequestHandler):
                     )
                 return {"ok": True}
             if (method, path) == ("POST", "/_sim/complaints"):
-                return store.create_complaint(
+                files = body.pop("files", [])
+                created = store.create_complaint(
                     {"source": "internal", "status": "baru", "unit_code": "KANTAH-BDG", **body}
                 )
+                base = f"http://{self.headers.get('Host')}{BASE}"
+                for f in files:
+                    store.attach(
+                        created["id"],
+                        f["file_name"],
+                        f["content_type"],
+                        base64.b64decode(f["content_b64"]),
+                        base,
+                    )
+                return store.complaint_json(store.complaint(created["id"]))
             if (method, path) == ("GET", "/_sim/complaints"):
                 return [
                     store.complaint_json(r)
@@ -272,7 +293,8 @@ def _route(method: str, path: str) -> tuple[str, list[str]]:
         ("GET", r"/categories", "categories"), ("GET", r"/units", "units"), ("GET", r"/statuses", "statuses"),
         ("GET", r"/complaints", "complaints"), ("POST", r"/complaints", "create"),
         ("GET", r"/complaints/([^/]+)", "complaint"), ("PATCH", r"/complaints/([^/]+)", "patch"),
-        ("GET", r"/complaints/([^/]+)/followups", "followups"), ("POST", r"/complaints/([^/]+)/followups", "add_followup"),
+        ("GET", r"/complaints/([^/]+)/followups", "followups"),
+        ("GET", r"/complaints/([^/]+)/attachments/([^/]+)", "attachment"), ("POST", r"/complaints/([^/]+)/followups", "add_followup"),
         ("GET", r"/followups", "all_followups"),
     ]  # fmt: skip
     for route_method, pattern, name in table:

@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, route TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER NOT NULL, response TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, complaint_id TEXT NOT NULL, file_name TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL
+);
 """
 
 
@@ -288,6 +291,33 @@ class AgencyStore:
         sql = f"UPDATE complaints SET {assignments} WHERE id = ?"  # noqa: S608 (PATCHABLE columns only)
         self.db.execute(sql, [*values.values(), complaint_id])
         return self.complaint_json(self.complaint(complaint_id))
+
+    def attach(
+        self, complaint_id: str, file_name: str, content_type: str, data: bytes, base_url: str
+    ) -> dict[str, Any]:
+        """Store a file on a complaint (the counter scanned a document, WhatsApp sent a photo)."""
+        row = self.complaint(complaint_id)
+        file_id = f"F-{self._next('file'):06d}"
+        self.db.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?)",
+            [file_id, complaint_id, file_name, content_type, data],
+        )
+        attachments: list[dict[str, Any]] = json.loads(row["attachments"])
+        attachments.append({"id": file_id, "file_name": file_name, "content_type": content_type, "size": len(data),
+                            "url": f"{base_url}/complaints/{complaint_id}/attachments/{file_id}"})  # fmt: skip
+        self.db.execute(
+            "UPDATE complaints SET attachments = ?, updated_at = ? WHERE id = ?",
+            [json.dumps(attachments), self.now(), complaint_id],
+        )
+        return attachments[-1]
+
+    def file(self, complaint_id: str, file_id: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM files WHERE id = ? AND complaint_id = ?", [file_id, complaint_id]
+        ).fetchone()
+        if row is None:
+            raise AgencyError(404, "NOT_FOUND", f"no file {file_id} on complaint {complaint_id}")
+        return row
 
     def add_followup(self, complaint_id: str, body: dict[str, Any]) -> dict[str, Any]:
         self.complaint(complaint_id)

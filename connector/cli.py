@@ -108,6 +108,10 @@ def config_check(config_path: Path) -> None:
         f"  LAPOR!: {settings.lapor.base_url} as institution {settings.lapor.institution_id}"
     )
     click.echo(f"  pace: {settings.lapor.requests_per_minute:g} requests/minute")
+    if settings.agency is not None:
+        click.echo(f"  agency ({settings.agency.kind}): {settings.agency.base_url}")
+    else:
+        click.echo("  agency: none configured (the daemon only pulls the LAPOR! inbox)")
     click.echo(f"  state: {settings.state.path}")
 
 

@@ -104,6 +104,14 @@ class MalformedRecord(RecordError):
     """A record received from a service does not fit the canonical model."""
 
 
+class UnmappedValue(MappingError, RecordError):
+    """A record names a value the connector has never seen (a status, an author type, ...).
+
+    The record is quarantined with the value's path and the mapping to add, and replayed after
+    the mapping is fixed; it is a mapping gap, not a malformed record.
+    """
+
+
 class ReconcileError(ConnectorError):
     """The remote state is not what we assumed; re-read it, then resolve."""
 

@@ -63,6 +63,8 @@ class _Categories(_File):
 
 class _Statuses(_File):
     inbound: dict[ComplaintStatus, str]
+    #: LAPOR! status codes or names outside the known lifecycle -> the lifecycle status they mean.
+    lapor_aliases: dict[str, ComplaintStatus] = {}
     redisposed: str | None = None
     outbound: dict[str, LaporAction]
     rank: dict[str, int]
@@ -79,6 +81,9 @@ class _Units(_File):
     inbound: dict[int, str] = {}
     default_unit: str | None = None
     outbound: dict[str, int] = {}
+    #: agency work unit -> LAPOR! location (the region a complaint filed on LAPOR! is about).
+    locations: dict[str, int] = {}
+    default_location: int | None = None
 
 
 def _walk(start: Any, parents: Mapping[Any, Any]) -> Iterable[Any]:
@@ -188,6 +193,11 @@ class Mappings:
                 f"{self._file('statuses.yaml')} under outbound (none, followup, postpone, archive, verify, reject)"
             ) from None
 
+    @property
+    def status_aliases(self) -> dict[str, ComplaintStatus]:
+        """LAPOR! status values the connector does not know, as ``lapor_aliases`` reads them."""
+        return dict(self._statuses.lapor_aliases)
+
     def status_when_redisposed(self) -> str | None:
         """The agency status for a complaint LAPOR! moved to another institution (None: keep it)."""
         return self._statuses.redisposed
@@ -243,6 +253,18 @@ class Mappings:
         raise MappingError(
             f"no LAPOR! institution for agency unit {unit_code!r}{where}; add it to "
             f"{self._file('units.yaml')} under outbound"
+        )
+
+    def location_for_unit(self, unit_code: str | None, *, record: str | None = None) -> int:
+        """The LAPOR! location (C7 ``location_id``) for a complaint of this agency unit."""
+        units = self._units
+        found = units.locations.get(unit_code or "", units.default_location)
+        if found is not None:
+            return found
+        raise MappingError(
+            f"no LAPOR! location for agency unit {unit_code!r}{_where(record)}; LAPOR! requires "
+            f"one for every complaint filed; add the unit to {self._file('units.yaml')} under "
+            "locations, or set default_location"
         )
 
 
@@ -416,4 +438,12 @@ def check_mappings(
             problems.append(
                 f"units.yaml: outbound.{unit}: {institution} is not a LAPOR! institution"
             )
+    if units.default_location is None:
+        for unit in sorted(agency_unit_codes - set(units.locations)):
+            problems.append(
+                f"units.yaml: locations.{unit}: missing; give the LAPOR! location id its complaints are about (LAPOR! requires one), or set default_location"
+            )
+    for unit in units.locations:
+        if unit not in agency_unit_codes:
+            problems.append(f"units.yaml: locations.{unit}: {unit!r} is not an agency unit")
     return problems

@@ -193,7 +193,7 @@ class NewComplaint(Model):
     classification_id: int
     category_id: int
     disposition_id: int
-    location_id: int | None = None
+    location_id: int  #: the region the complaint is about (LAPOR!'s location list); required
     incident_date: date | None = None
     tags: str | None = None
     is_secret: bool = False
@@ -254,9 +254,10 @@ class Template(Model):
 
 
 class StatusInfo(Model):
-    """A status as LAPOR! names it."""
+    """A status as LAPOR! names it; ``status`` is None for one outside the known lifecycle."""
 
-    status: ComplaintStatus
+    code: str
+    status: ComplaintStatus | None = None
     name: str
 
 
@@ -352,6 +353,8 @@ class AgencyComplaint(Model):
     reporter: Reporter | None = None
     lapor: LaporRef | None = None
     report_to_lapor: bool = False
+    incident_date: date | None = None  #: when it happened, if the agency recorded it
+    tags: str | None = None  #: free tags, comma-separated (LAPOR! ``tags_raw``)
     attachments: tuple[AgencyAttachment, ...] = ()
     created_at: datetime
     updated_at: datetime

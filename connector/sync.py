@@ -414,6 +414,7 @@ def open_sync(
             sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
                         actor=actor, dry_run=dry_run, retry=settings.outbox)  # fmt: skip
+            lapor.status_aliases = mappings.status_aliases
             sync.load_trees()
             yield sync
         finally:

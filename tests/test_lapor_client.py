@@ -37,6 +37,7 @@ def new_complaint(ref: str, **overrides: object) -> m.NewComplaint:
         "classification_id": 2,
         "category_id": 0,
         "disposition_id": INSTITUTION_ID,
+        "location_id": 3273,
         "reporter": m.Reporter(name="Siti Aminah", phone="081234567890"),
         **overrides,
     }

@@ -101,22 +101,30 @@ def test_anonymous_complaint_drops_reporter_even_if_sent() -> None:
 @pytest.mark.parametrize(
     ("change", "path", "problem"),
     [
-        ({"id": "abc"}, "id", "valid integer"),
-        ({"is_secret": "ya"}, "is_secret", "valid boolean"),
+        ({"id": "abc"}, "id", "expected an integer"),
+        ({"id": 2**63}, "id", "less than or equal"),
+        ({"id": 0}, "id", "greater than 0"),
+        ({"is_secret": "ya"}, "is_secret", "expected a flag"),
+        ({"is_secret": ""}, "is_secret", "expected a flag"),
         ({"updated_at": "2026-10-28T14:30:00"}, "updated_at", "no UTC offset"),
-        ({"status_code": "escalated"}, "status_code", "Input should be"),
+        ({"created_at": "2026/10/28 14:30"}, "created_at", "not an ISO 8601"),
         ({"title": "Judul \ud800 rusak"}, "title", "unpaired surrogate"),
         ({"title": "NUL\x00"}, "title", "control characters"),
-        ({"tracking_id": None}, "tracking_id", "valid string"),
+        ({"tracking_id": None}, "tracking_id", "numeric tracking id"),
+        ({"tracking_id": "19a"}, "tracking_id", "numeric tracking id"),
     ],
     ids=[
         "wrong-type-id",
+        "id-above-int64",
+        "id-zero",
         "wrong-type-flag",
+        "blank-required-flag",
         "naive-timestamp",
-        "unknown-status",
+        "unknown-timestamp-format",
         "lone-surrogate",
         "nul",
         "missing",
+        "non-numeric-tracking-id",
     ],
 )
 def test_malformed_summary_names_the_field(change: dict[str, Any], path: str, problem: str) -> None:
@@ -243,6 +251,7 @@ NEW = m.NewComplaint(
     classification_id=2,
     category_id=436,
     disposition_id=145,
+    location_id=3273,
     attachment_ids=(4199656,),
     reporter=m.Reporter(name="Siti", phone="081234567890"),
 )
@@ -287,3 +296,184 @@ def test_followup_form_is_multipart_from_our_institution() -> None:
     assert parts["institution_from_id"] == (None, "145", None)
     assert parts["is_secret"] == (None, "1", None)
     assert parts["attachment[0]"] == ("a.pdf", b"%PDF", "application/pdf")
+
+
+# --- the tolerant reader: every variant the contract allows reads the same ---------------------
+
+TOLERATED: list[tuple[str, dict[str, Any]]] = [
+    ("created_at d-m-Y", {"created_at": "20-10-2026 10:00:00"}),
+    ("updated_at d-m-Y", {"updated_at": "28-10-2026 14:30:00"}),
+    ("updated_at Z", {"updated_at": "2026-10-28T07:30:00Z"}),
+    ("created_at with fraction", {"created_at": "2026-10-20T03:00:00.000000Z"}),
+    ("deadline d-m-Y", {"deadlines": {"verify_by": "23-10-2026 10:00:00", "overdue": False}}),
+    ("ids as strings", {"id": "5010653", "channel": "13", "category_id": "436"}),
+    ("tracking id as a number", {"tracking_id": 1916449}),
+    ("flags as 0/1", {"is_secret": 0, "is_anonymous": 0}),
+    ('flags as "0"/"1"', {"is_secret": "0", "is_anonymous": "0"}),
+    ('flags as "true"/"false"', {"is_secret": "false", "is_anonymous": "False"}),
+    ("optional values empty", {"external_ref": ""}),
+    ("no status_code", {"status_code": None}),
+    ("empty status_code", {"status_code": ""}),
+    ("unknown extra fields", {"kanal_name": "Institusi", "_links": {"self": "/x"}}),
+    (
+        "overdue as string",
+        {"deadlines": {"verify_by": "2026-10-23T10:00:00+07:00", "overdue": "0"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("change"), [c for _, c in TOLERATED], ids=[n for n, _ in TOLERATED])
+def test_tolerated_variant_reads_the_same(change: dict[str, Any]) -> None:
+    """Each encoding the contract allows for a listing item gives the same canonical summary."""
+    raw = {**SUMMARY, **change}
+    if change.get("status_code") is None and "status_code" in change:
+        raw.pop("status_code")
+    assert wire.complaint_summary(raw) == wire.complaint_summary(SUMMARY)
+
+
+def test_empty_optional_values_are_absent() -> None:
+    """An empty string where a value is optional means absent."""
+    raw = {
+        **SUMMARY,
+        "location_id": "",
+        "disposition_name": " ",
+        "channel": "",
+        "disposition_id": "",
+    }
+    summary = wire.complaint_summary(raw)
+    assert (summary.location_id, summary.disposition_name, summary.channel_id) == (None, None, None)
+    assert summary.disposition_id is None
+
+
+def test_deadline_as_bare_date_is_the_end_of_that_day_in_wib() -> None:
+    """A deadlines value may be a bare date: due by 23:59:59 WIB that day."""
+    summary = wire.complaint_summary({**SUMMARY, "deadlines": {"verify_by": "2026-10-23"}})
+    assert summary.deadlines.verify_by == datetime(2026, 10, 23, 16, 59, 59, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", [], {}], ids=["null", "empty", "empty-list", "empty-object"]
+)
+def test_missing_deadlines_read_as_none(value: object) -> None:
+    """No deadlines at all (null, "", a PHP empty array) is no deadline, not an error."""
+    summary = wire.complaint_summary({**SUMMARY, "deadlines": value})
+    assert summary.deadlines == m.Deadlines()
+
+
+@pytest.mark.parametrize(
+    "reporter",
+    [
+        None,
+        "",
+        {"name": None, "email": None, "phone": None},
+        {"name": "", "email": "", "phone": ""},
+    ],
+    ids=["null", "empty", "object-of-nulls", "object-of-blanks"],
+)
+def test_reporter_absent_in_every_shape(reporter: object) -> None:
+    """A hidden reporter may come as null, "" or an object of nulls or blanks."""
+    complaint = wire.complaint_detail({"data": {**DETAIL, "reporter": reporter}, "data_logs": None})
+    assert not complaint.reporter.is_known
+
+
+def test_detail_tolerates_php_encodings_everywhere() -> None:
+    """A detail with every value as a PHP app sends it reads as the ISO/JSON-typed one does."""
+    php = {
+        **DETAIL,
+        "id": "5010653",
+        "is_secret": "0",
+        "is_anonymous": "0",
+        "created_at": "20-10-2026 10:00:00",
+        "updated_at": "28-10-2026 14:30:00",
+        "date_of_incident": "01-04-2026",
+        "status_logs": [{"note": "Laporan diverifikasi", "timestamp": "2026-10-21T09:15:00+07:00"}],
+        "attachments": [
+            {"id": "4199656", "file_name": "ktp.jpg", "extension": "jpg", "path": "/f/4199656"}
+        ],
+        "deadlines": {"verify_by": "23-10-2026 10:00:00", "overdue": 0},
+    }
+    log = {**DATA_LOG, "id": "9001", "date": "2026-10-22T08:00:00+07:00"}
+    assert wire.complaint_detail({"data": php, "data_logs": [log]}) == wire.complaint_detail(
+        {"data": DETAIL, "data_logs": [DATA_LOG]}
+    )
+
+
+def test_status_name_alone_is_enough() -> None:
+    """Without a status_code, the status name decides."""
+    raw = {k: v for k, v in SUMMARY.items() if k != "status_code"}
+    assert wire.complaint_summary(raw).status is m.ComplaintStatus.IN_PROCESS
+
+
+def test_unknown_status_is_a_mapping_gap_fixed_by_an_alias() -> None:
+    """A status the connector has never seen is a mapping gap naming the value and the fix."""
+    from connector.errors import MappingError, UnmappedValue
+
+    raw = {**SUMMARY, "status_code": "escalated", "status_name": "Dieskalasi"}
+    with pytest.raises(UnmappedValue) as caught:
+        wire.complaint_summary(raw)
+    assert isinstance(caught.value, MappingError)
+    (problem,) = caught.value.problems
+    assert problem.path == "status_code"
+    assert "'escalated'" in problem.problem
+    assert "lapor_aliases" in problem.problem
+    fixed = wire.complaint_summary(raw, {"escalated": m.ComplaintStatus.IN_PROCESS})
+    assert fixed.status is m.ComplaintStatus.IN_PROCESS
+
+
+@pytest.mark.parametrize(
+    ("item", "author"),
+    [
+        ({"author_type": "reporter"}, m.Author.REPORTER),
+        ({"author_type": "PELAPOR"}, m.Author.REPORTER),
+        ({"author_type": ""}, m.Author.REPORTER),
+        ({"institution_from_name": "Kantor Pertanahan Kota Bandung"}, m.Author.INSTITUTION),
+        ({"author_type": "admin"}, m.Author.ADMIN),
+    ],
+    ids=["reporter", "synonym", "blank-no-institution", "missing-with-institution", "admin"],
+)
+def test_followup_author_is_read_leniently(item: dict[str, Any], author: m.Author) -> None:
+    """author_type may be missing or a synonym; a reply is never mistaken for our own follow-up."""
+    raw = {
+        "id": "77",
+        "created_at": "22-10-2026 08:00:00",
+        "content": "Terima kasih",
+        "is_secret": "0",
+        **item,
+    }
+    assert wire.followup(raw).author is author
+
+
+def test_unknown_followup_author_is_a_mapping_gap() -> None:
+    """An author type the connector does not know is a mapping gap, not a silent guess."""
+    from connector.errors import UnmappedValue
+
+    raw = {"id": 77, "created_at": "22-10-2026 08:00:00", "content": "x", "author_type": "robot"}
+    with pytest.raises(UnmappedValue):
+        wire.followup(raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "soft"),
+    [
+        ({"status": False}, True),
+        ({"status": 0}, True),
+        ({"status": "false"}, True),
+        ({"status": "0"}, True),
+        ({"status": True}, False),
+        ({"status": 1}, False),
+        ({"results": {}}, False),
+    ],
+    ids=["false", "zero", "string-false", "string-zero", "true", "one", "absent"],
+)
+def test_soft_error_in_every_encoding(body: dict[str, Any], soft: bool) -> None:
+    """A 200 saying status false, in any encoding, is a failure."""
+    assert wire.is_soft_error(body) is soft
+
+
+def test_page_reads_numbers_as_strings_and_wib_server_time() -> None:
+    """Paging fields may be numeric strings and server_time d-m-Y."""
+    body = {"status": True, "results": {"data": [], "current_page": "2", "total": "40",
+            "next_page_url": "", "server_time": "28-10-2026 14:30:00"}}  # fmt: skip
+    page = wire.page(body, "/complaints/inbox", 2)
+    assert (page.page, page.total, page.next_page) == (2, 40, None)
+    assert page.server_time == datetime(2026, 10, 28, 7, 30, tzinfo=timezone.utc)

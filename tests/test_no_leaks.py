@@ -67,7 +67,7 @@ def test_canaries_never_leak(
         category = next(c.id for c in client.categories() if c.parent_id is not None)
         new = m.NewComplaint(
             external_ref="LEAK-1", title="Pungli", content="Diminta uang", channel_id=26, classification_id=2,
-            category_id=category, disposition_id=INSTITUTION_ID,
+            category_id=category, disposition_id=INSTITUTION_ID, location_id=3273,
             reporter=m.Reporter(name=CANARY_NAME, email=CANARY_EMAIL, phone=CANARY_PHONE),
         )  # fmt: skip
         texts.append(repr(new))

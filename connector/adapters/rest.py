@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 import requests
@@ -67,6 +67,8 @@ class _Complaint(_Wire):
     reporter: _Reporter | None = None
     lapor: _Lapor | None = None
     report_to_lapor: bool = False
+    incident_date: date | None = None
+    tags: str | None = None
     attachments: list[_Attachment] = []
     created_at: IsoTime
     updated_at: IsoTime
@@ -93,7 +95,7 @@ def _complaint(raw: object) -> m.AgencyComplaint:
         reporter=None if c.is_anonymous or c.reporter is None else m.Reporter(**c.reporter.model_dump()),
         lapor=None if c.lapor is None else m.LaporRef(lapor_id=c.lapor.id, tracking_id=c.lapor.tracking_id,
                                                      status=c.lapor.status_code, disposition_id=c.lapor.disposition_id),
-        report_to_lapor=c.report_to_lapor,
+        report_to_lapor=c.report_to_lapor, incident_date=c.incident_date, tags=c.tags or None,
         attachments=tuple(m.AgencyAttachment(**a.model_dump()) for a in c.attachments),
         created_at=c.created_at, updated_at=c.updated_at,
     )  # fmt: skip

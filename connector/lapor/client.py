@@ -43,6 +43,8 @@ class LaporClient:
         self.settings = settings
         self.institution_id = settings.institution_id
         self.transport = transport or LaporTransport(settings, clock)
+        #: LAPOR! status values outside the known lifecycle, as the mappings say (statuses.yaml).
+        self.status_aliases: dict[str, m.ComplaintStatus] = {}
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -112,7 +114,7 @@ class LaporClient:
         return Listing(
             self.transport,
             wire.INBOX,
-            wire.complaint_summary,
+            self._summary,
             source="lapor.inbox",
             params=wire.inbox_params(updated_since),
             page_size=page_size or self.settings.page_size,
@@ -127,15 +129,20 @@ class LaporClient:
             wire.INBOX, {**wire.external_ref_params(external_ref), **wire.page_params(1, 10)}
         )
         for raw in wire.page(body, wire.INBOX, 1).items:
-            summary = wire.complaint_summary(raw)
-            if summary.external_ref == external_ref:
-                return summary
+            if not isinstance(raw, dict) or str(raw.get("external_ref") or "") != external_ref:
+                continue  # only our own record decides; another one's problems are not ours
+            return self._summary(raw)
         return None
+
+    def _summary(self, raw: object) -> m.ComplaintSummary:
+        return wire.complaint_summary(raw, self.status_aliases)
 
     def complaint(self, complaint_id: int) -> m.Complaint:
         """C2: one complaint in full, with its history."""
         body = self.transport.get(wire.complaint_path(complaint_id))
-        return wire.complaint_detail(wire.results(body, wire.complaint_path(complaint_id)))
+        return wire.complaint_detail(
+            wire.results(body, wire.complaint_path(complaint_id)), self.status_aliases
+        )
 
     def followups(self, complaint_id: int) -> Listing[m.FollowUp]:
         """C3: follow-ups and replies of one complaint, oldest first."""

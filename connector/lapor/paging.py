@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from connector.errors import MalformedRecord, ProtocolError
+from connector.errors import MalformedRecord, ProtocolError, RecordError
 from connector.lapor import wire
 from connector.lapor.transport import LaporTransport
 from connector.logs import get_logger
@@ -130,7 +130,7 @@ class Listing(Generic[T]):
             for raw in page.items:
                 try:
                     record = self._parse(raw)
-                except MalformedRecord as error:
+                except RecordError as error:
                     result.invalid.append(InvalidRecord.from_error(self._source, error, raw))
                     continue
                 if self._key is not None:

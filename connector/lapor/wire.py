@@ -21,10 +21,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from connector import models as m
-from connector.errors import FieldProblem, MalformedRecord, ProtocolError
+from connector.errors import FieldProblem, MalformedRecord, ProtocolError, UnmappedValue
 
 # --- paths ---------------------------------------------------------------------------------
 
@@ -138,11 +138,52 @@ def parse_iso(value: object) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
+_WIB_SHAPE = re.compile(r"^\d{1,2}-\d{1,2}-\d{4}[ T]\d{1,2}:\d{2}(:\d{2})?$")
+_BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def parse_any_timestamp(value: object) -> datetime:
-    """Parse either LAPOR! timestamp format (ISO with offset, or d-m-Y H:i:s WIB)."""
-    if isinstance(value, str) and re.match(r"^\d{2}-\d{2}-\d{4} ", value.strip()):
-        return parse_wib(value)
+    """Parse either LAPOR! timestamp format (ISO 8601 with an offset, or d-m-Y H:i:s WIB).
+
+    Any timestamp field may arrive in either format (contract section 2). A timestamp with no
+    zone that is not ``d-m-Y H:i:s`` is refused: the moment it names is unknown.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if _WIB_SHAPE.match(text):
+            if text.count(":") == 1:
+                text += ":00"
+            return parse_wib(text.replace("T", " "))
+        return parse_iso(text)
     return parse_iso(value)
+
+
+def parse_deadline(value: object) -> datetime:
+    """A ``deadlines`` value: a timestamp in either format, or a bare ``Y-m-d`` date [INF].
+
+    A bare date means "by the end of that day" in WIB, so it is read as 23:59:59 WIB.
+    """
+    if isinstance(value, str) and _BARE_DATE.match(value.strip()):
+        day = date.fromisoformat(value.strip())
+        end = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=WIB)
+        return end.astimezone(timezone.utc)
+    return parse_any_timestamp(value)
+
+
+def timestamp_format(value: object) -> str | None:
+    """Which timestamp format a raw value has: ``iso``, ``wib``, ``date``, or None (neither)."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _WIB_SHAPE.match(text):
+        return "wib"
+    if _BARE_DATE.match(text):
+        return "date"
+    try:
+        parse_iso(text)
+    except ValueError:
+        return None
+    return "iso"
 
 
 def format_iso(moment: datetime) -> str:
@@ -162,29 +203,169 @@ def format_wib(moment: datetime) -> str:
 # --- field types ---------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_ID = 2**63 - 1  #: ids are stored in SQLite INTEGER columns
 
 
 def _clean_text(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)  # a PHP app may send a numeric text as a number
     if not isinstance(value, str):
         return value
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-        raise ValueError("text holds an unpaired surrogate (broken unicode)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text holds an unpaired surrogate (broken unicode)") from None
     if _CONTROL.search(value):
         raise ValueError("text holds control characters")
     return unicodedata.normalize("NFC", value)
 
 
-def _blank_to_none(value: object) -> object:
-    return None if value in ("", 0, "0") else value
+def _blank(value: object) -> object:
+    """``""`` (or only spaces) where a value is optional means absent [INF: PHP encodings]."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _blank_or_zero(value: object) -> object:
+    """An optional reference where ``0`` also means none (a root's ``parent_id``) [OBS]."""
+    value = _blank(value)
+    return None if value in (0, "0") else value
+
+
+def _integer(value: object) -> object:
+    """An id or number as an integer or a numeric string [INF: PHP encodings]."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("-").isdigit() or len(text) > 20:
+            raise ValueError("expected an integer or a numeric string")
+        return int(text)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+def _boolean(value: object) -> object:
+    """A flag as true/false, 0/1, "0"/"1" or "true"/"false" [INF: PHP encodings]."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError('expected a flag: true/false, 0/1, "0"/"1" or "true"/"false"')
+
+
+def _optional_boolean(value: object) -> object:
+    value = _blank(value)
+    return False if value is None else _boolean(value)
+
+
+def _tracking_id(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip().isdigit():
+        raise ValueError("expected a numeric tracking id")
+    return value.strip()
+
+
+def _incident_date(value: object) -> object:
+    """``date_of_incident``: ``Y-m-d``, ``d-m-Y``, or a timestamp whose day is taken."""
+    value = _blank(value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if re.match(r"^\d{1,2}-\d{1,2}-\d{4}$", text):
+        return datetime.strptime(text, "%d-%m-%Y").date()  # noqa: DTZ007 (a calendar day)
+    if len(text) > 10 and _BARE_DATE.match(text[:10]):
+        return text[:10]
+    return text
+
+
+def _optional(validator: Any) -> Any:
+    return BeforeValidator(lambda v: None if _blank(v) is None else validator(v))
 
 
 Text = Annotated[str, BeforeValidator(_clean_text)]
-IsoTime = Annotated[datetime, BeforeValidator(parse_iso)]
-WibTime = Annotated[datetime, BeforeValidator(parse_wib)]
-AnyTime = Annotated[datetime, BeforeValidator(parse_any_timestamp)]
-OptionalId = Annotated[int | None, BeforeValidator(_blank_to_none)]
+OptText = Annotated[str | None, BeforeValidator(lambda v: _clean_text(_blank(v)))]
+Id = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_ID)]
 
-_STATUS_BY_CODE = {s.value: s for s in m.ComplaintStatus}  # [INF] codes equal our values
+
+def _in_range(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_ID:
+        raise ValueError(f"expected a number from 0 to {MAX_ID}")
+    return value
+
+
+OptInt = Annotated[int | None, _optional(_integer), AfterValidator(_in_range)]
+OptionalId = Annotated[
+    int | None, BeforeValidator(lambda v: None if _blank_or_zero(v) is None else _integer(v)),
+    AfterValidator(_in_range),
+]  # fmt: skip
+Flag = Annotated[bool, BeforeValidator(_boolean)]
+OptFlag = Annotated[bool, BeforeValidator(_optional_boolean)]
+AnyTime = Annotated[datetime, BeforeValidator(parse_any_timestamp)]
+Deadline = Annotated[datetime | None, _optional(parse_deadline)]
+TrackingId = Annotated[str, BeforeValidator(_tracking_id)]
+IncidentDate = Annotated[date | None, BeforeValidator(_incident_date)]
+
+#: LAPOR! status codes [INF] and names [OBS/INF] (contract section 5).
+STATUS_CODES = {s.value: s for s in m.ComplaintStatus}
+STATUS_NAMES = {
+    "belum terverifikasi": m.ComplaintStatus.UNVERIFIED,
+    "ditunda": m.ComplaintStatus.POSTPONED,
+    "terverifikasi": m.ComplaintStatus.VERIFIED,
+    "dalam proses": m.ComplaintStatus.IN_PROCESS,
+    "selesai": m.ComplaintStatus.DONE,
+    "diarsipkan": m.ComplaintStatus.ARCHIVED,
+    "ditolak": m.ComplaintStatus.REJECTED,
+}
+#: Who wrote a C3 item: ``author_type`` [INF] and the synonyms a service might use.
+AUTHOR_TYPES = {
+    "institution": m.Author.INSTITUTION,
+    "instansi": m.Author.INSTITUTION,
+    "reporter": m.Author.REPORTER,
+    "pelapor": m.Author.REPORTER,
+    "citizen": m.Author.REPORTER,
+    "user": m.Author.REPORTER,
+    "admin": m.Author.ADMIN,
+    "administrator": m.Author.ADMIN,
+}
+
+
+def resolve_status(
+    code: str | None, name: str | None, aliases: Mapping[str, m.ComplaintStatus] | None = None
+) -> m.ComplaintStatus:
+    """The lifecycle status a complaint's ``status_code``/``status_name`` pair names.
+
+    The code decides when the service sends one; without it, the name does. An operator's
+    ``lapor_aliases`` (statuses.yaml) cover values the connector has never seen; anything else
+    is a mapping gap, not a malformed record.
+    """
+    aliases = aliases or {}
+    value = code if code is not None else name  # a code the service sends decides alone
+    if value is None:
+        raise ValueError("neither status_code nor status_name is given")
+    key = value.strip()
+    known = STATUS_CODES if code is not None else STATUS_NAMES
+    found = known.get(key.lower()) or aliases.get(key) or aliases.get(key.lower())
+    if found is None:
+        raise UnknownStatus(value)
+    return found
+
+
+class UnknownStatus(ValueError):
+    """A status value the connector has never seen (a mapping gap)."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 class _Wire(BaseModel):
@@ -193,32 +374,37 @@ class _Wire(BaseModel):
 
 
 class _Deadlines(_Wire):
-    verify_by: IsoTime | None = None
-    first_followup_by: IsoTime | None = None
-    auto_close_at: IsoTime | None = None
-    overdue: bool = False
+    verify_by: Deadline = None
+    first_followup_by: Deadline = None
+    auto_close_at: Deadline = None
+    overdue: OptFlag = False
+
+
+def _deadlines(value: object) -> object:
+    # [INF] absent, null, "" or an empty list (PHP's json_encode of an empty array) mean none.
+    return None if _blank(value) is None or value == [] else value
 
 
 class _Summary(_Wire):
-    id: int
-    tracking_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+    id: Id
+    tracking_id: TrackingId
     title: Text
-    channel: int | None = None
-    classification_id: int | None = None
-    category_id: int | None = None
-    location_id: int | None = None
-    is_secret: bool
-    is_anonymous: bool
-    status_code: m.ComplaintStatus
-    status_name: Text
+    channel: OptInt = None
+    classification_id: OptInt = None
+    category_id: OptInt = None
+    location_id: OptInt = None
+    is_secret: Flag
+    is_anonymous: Flag
+    status_code: OptText = None  # [INF] the name alone is enough when the code is missing
+    status_name: OptText = None
     disposition_id: OptionalId = None
-    disposition_name: Text | None = None
-    external_ref: Text | None = None
-    created_at: IsoTime
-    updated_at: IsoTime
-    deadlines: _Deadlines | None = None
+    disposition_name: OptText = None
+    external_ref: OptText = None
+    created_at: AnyTime  # [OBS] d-m-Y H:i:s; ISO accepted too
+    updated_at: AnyTime  # [INF] ISO 8601; d-m-Y H:i:s accepted too
+    deadlines: Annotated[_Deadlines | None, BeforeValidator(_deadlines)] = None
 
-    def canonical_fields(self) -> dict[str, Any]:
+    def canonical_fields(self, status: m.ComplaintStatus) -> dict[str, Any]:
         return {
             "lapor_id": self.id,
             "tracking_id": self.tracking_id,
@@ -229,8 +415,8 @@ class _Summary(_Wire):
             "location_id": self.location_id,
             "is_secret": self.is_secret,
             "is_anonymous": self.is_anonymous,
-            "status": self.status_code,
-            "status_name": self.status_name,
+            "status": status,
+            "status_name": self.status_name or _STATUS_LABELS[status],
             "disposition_id": self.disposition_id,
             "disposition_name": self.disposition_name,
             "external_ref": self.external_ref,
@@ -240,49 +426,64 @@ class _Summary(_Wire):
         }
 
 
+_STATUS_LABELS = {status: name.title() for name, status in STATUS_NAMES.items()}
+
+
 class _Reporter(_Wire):
-    name: Text | None = None
-    email: Text | None = None
-    phone: Text | None = None
+    name: OptText = None
+    email: OptText = None
+    phone: OptText = None
+
+
+def _reporter(value: object) -> object:
+    return None if _blank(value) is None or value == [] else value
 
 
 class _Attachment(_Wire):
-    id: int
+    id: Id
     file_name: Text
-    extension: Text | None = None
-    path: Text | None = None
+    extension: OptText = None
+    path: OptText = None
+
+
+def _list(value: object) -> object:
+    # [INF] a missing list may come as null, "" or false from a PHP app.
+    return [] if value is None or value is False or _blank(value) is None else value
 
 
 def _attachments(items: Sequence[_Attachment]) -> tuple[m.Attachment, ...]:
     return tuple(m.Attachment(**a.model_dump()) for a in items)
 
 
+Attachments = Annotated[list[_Attachment], BeforeValidator(_list)]
+
+
 class _StatusLog(_Wire):
-    note: Text
+    note: Annotated[str, BeforeValidator(lambda v: _clean_text("" if v is None else v))]
     timestamp: AnyTime
 
 
 class _Detail(_Summary):
     content: Text
-    date_of_incident: date | None = None
-    tags_raw: Text | None = None
-    reporter: _Reporter | None = None
-    status_logs: list[_StatusLog] = []
-    attachments: list[_Attachment] = []
+    date_of_incident: IncidentDate = None
+    tags_raw: OptText = None
+    reporter: Annotated[_Reporter | None, BeforeValidator(_reporter)] = None
+    status_logs: Annotated[list[_StatusLog], BeforeValidator(_list)] = []
+    attachments: Attachments = []
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")  # [OBS] sometimes with spaces inside the braces
 
 
 class _DataLog(_Wire):
-    id: int
-    date: WibTime
+    id: Id
+    date: AnyTime  # [OBS] d-m-Y H:i:s; ISO accepted too
     template_code: Text
-    content: Text = ""
-    institution_from_name: Text | None = None
-    institution_to_name: Text | None = None
-    data: str | dict[str, Any] | None = None  # [OBS] a JSON *string* holding status_old/status_new
-    attachments: list[_Attachment] = []
+    content: Annotated[str, BeforeValidator(lambda v: _clean_text("" if v is None else v))] = ""
+    institution_from_name: OptText = None
+    institution_to_name: OptText = None
+    data: str | dict[str, Any] | list[Any] | None = None  # [OBS] a JSON *string*: status_old/new
+    attachments: Attachments = []
 
     def status_names(self) -> tuple[str | None, str | None]:
         payload: Any = self.data
@@ -325,31 +526,43 @@ class _DataLog(_Wire):
 
 
 class _FollowUp(_Wire):
-    id: int
+    id: Id
     created_at: AnyTime  # [OBS] d-m-Y H:i:s; ISO accepted too
     content: Text
-    template_code: Text | None = None
-    institution_from_name: Text | None = None
-    institution_to_name: Text | None = None
-    is_secret: bool = False
-    attachments: list[_Attachment] = []
-    author_type: m.Author = m.Author.INSTITUTION  # [INF]
+    template_code: OptText = None
+    institution_from_name: OptText = None
+    institution_to_name: OptText = None
+    is_secret: OptFlag = False
+    attachments: Attachments = []
+    author_type: OptText = None  # [INF]
+
+    def author(self) -> m.Author:
+        """Who wrote it; without ``author_type``, an item from no institution is a reply."""
+        if self.author_type is None:
+            return m.Author.INSTITUTION if self.institution_from_name else m.Author.REPORTER
+        found = AUTHOR_TYPES.get(self.author_type.strip().lower())
+        if found is None:
+            raise ValueError(
+                f"unknown author_type {self.author_type[:40]!r}; expected one of "
+                f"{sorted(AUTHOR_TYPES)}"
+            )
+        return found
 
 
 class _Category(_Wire):
-    id: int
+    id: Id
     parent_id: OptionalId = None  # [OBS] 0 is a root
     name: Text
 
 
 class _Topic(_Wire):
-    id: int  # [OBS] sent as strings: "13"
+    id: Id  # [OBS] sent as strings: "13"
     parent: OptionalId = None
     topic_name: Text
 
 
 class _Institution(_Wire):
-    id: int
+    id: Id
     name: Text
     parent_id: OptionalId = None  # [INF]
 
@@ -357,17 +570,17 @@ class _Institution(_Wire):
 class _Template(_Wire):
     template_code: Text
     title: Text
-    type: Text | None = None
-    content: Text = ""
+    type: OptText = None
+    content: Annotated[str, BeforeValidator(lambda v: _clean_text("" if v is None else v))] = ""
 
 
 class _Status(_Wire):
-    code: m.ComplaintStatus  # [INF]
+    code: OptText = None  # [INF]
     name: Text
 
 
 class _Classification(_Wire):
-    id: int
+    id: Id
     name: Text
 
 
@@ -406,17 +619,48 @@ def _validate(model: type[W], raw: object, what: str) -> W:
         ) from None
 
 
-def complaint_summary(raw: object) -> m.ComplaintSummary:
+StatusAliases = Mapping[str, m.ComplaintStatus]
+
+
+def _status(summary: _Summary, aliases: StatusAliases | None) -> m.ComplaintStatus:
+    try:
+        return resolve_status(summary.status_code, summary.status_name, aliases)
+    except UnknownStatus as unknown:
+        label = f"{unknown.value[:60]!r}"
+        raise UnmappedValue(
+            f"LAPOR! sent complaint {summary.id} with a status the connector does not know",
+            [
+                FieldProblem(
+                    "status_code" if summary.status_code is not None else "status_name",
+                    f"unknown LAPOR! status {label}; add it under lapor_aliases in "
+                    "mappings/statuses.yaml with the lifecycle status it means (unverified, "
+                    "postponed, verified, in_process, done, archived, rejected), then run "
+                    "lapor-connector quarantine retry",
+                )
+            ],
+            record_id=str(summary.id),
+        ) from None
+    except ValueError as error:
+        raise MalformedRecord(
+            f"LAPOR! sent an invalid complaint {summary.id}",
+            [FieldProblem("status_code", str(error))],
+            record_id=str(summary.id),
+        ) from None
+
+
+def complaint_summary(raw: object, aliases: StatusAliases | None = None) -> m.ComplaintSummary:
     """A C1 listing item as a canonical summary."""
-    return m.ComplaintSummary(**_validate(_Summary, raw, "complaint").canonical_fields())
+    summary = _validate(_Summary, raw, "complaint")
+    return m.ComplaintSummary(**summary.canonical_fields(_status(summary, aliases)))
 
 
-def complaint_detail(results: object) -> m.Complaint:
+def complaint_detail(results: object, aliases: StatusAliases | None = None) -> m.Complaint:
     """A C2 ``results`` (``data`` and ``data_logs``) as a canonical complaint."""
     if not isinstance(results, Mapping) or not isinstance(results.get("data"), Mapping):
         raise MalformedRecord("LAPOR! sent a complaint detail without data")
     detail = _validate(_Detail, results["data"], "complaint")
-    raw_logs = results.get("data_logs") or []
+    status = _status(detail, aliases)
+    raw_logs = _list(results.get("data_logs"))
     if not isinstance(raw_logs, list):
         raise MalformedRecord(
             "LAPOR! sent an invalid complaint detail",
@@ -442,7 +686,7 @@ def complaint_detail(results: object) -> m.Complaint:
             ) from None
     reporter = detail.reporter or _Reporter()
     return m.Complaint(
-        **detail.canonical_fields(),
+        **detail.canonical_fields(status),
         content=detail.content,
         incident_date=detail.date_of_incident,
         tags=detail.tags_raw,
@@ -457,11 +701,19 @@ def complaint_detail(results: object) -> m.Complaint:
 def followup(raw: object) -> m.FollowUp:
     """A C3 item as a canonical follow-up."""
     f = _validate(_FollowUp, raw, "follow-up")
+    try:
+        author = f.author()
+    except ValueError as error:
+        raise UnmappedValue(
+            f"LAPOR! sent follow-up {f.id} by an author the connector does not know",
+            [FieldProblem("author_type", str(error))],
+            record_id=str(f.id),
+        ) from None
     return m.FollowUp(
         id=f.id,
         at=f.created_at,
         content=f.content,
-        author=f.author_type,
+        author=author,
         kind=f.template_code,
         institution_from=f.institution_from_name,
         institution_to=f.institution_to_name,
@@ -492,7 +744,11 @@ def template(raw: object) -> m.Template:
 
 def status(raw: object) -> m.StatusInfo:
     s = _validate(_Status, raw, "status")
-    return m.StatusInfo(status=s.code, name=s.name)
+    try:
+        known: m.ComplaintStatus | None = resolve_status(s.code, s.name)
+    except ValueError:
+        known = None  # listed as LAPOR! has it; a complaint in it is a mapping gap
+    return m.StatusInfo(code=s.code or s.name, status=known, name=s.name)
 
 
 def classification(raw: object) -> m.Classification:
@@ -528,8 +784,11 @@ def error_body(body: object) -> ErrorBody:
 
 
 def is_soft_error(body: object) -> bool:
-    """A 200 whose envelope says ``"status": false`` is a failure [INF]."""
-    return isinstance(body, Mapping) and body.get("status") is False
+    """A 200 whose envelope says ``"status": false`` (or 0, "0", "false") is a failure [INF]."""
+    if not isinstance(body, Mapping) or "status" not in body:
+        return False
+    flag = body["status"]
+    return flag is False or flag == 0 or (isinstance(flag, str) and flag.strip().lower() in _FALSE)
 
 
 def results(body: object, path: str) -> Any:
@@ -559,25 +818,24 @@ def page(body: object, path: str, requested_page: int) -> Page:
     res = results(body, path)
     if not isinstance(res, Mapping) or not isinstance(res.get("data"), list):
         raise ProtocolError(f"LAPOR! {path}: the answer has no data list")
-    current = res.get("current_page")
-    current = current if isinstance(current, int) else requested_page
+    current = _int(res.get("current_page"))  # [INF] may be a numeric string
+    current = current if current is not None else requested_page
     next_url = res.get("next_page_url")
     next_page: int | None = None
-    if isinstance(next_url, str) and next_url:
+    if isinstance(next_url, str) and next_url.strip():
         numbers = parse_qs(urlsplit(next_url).query).get("page", [])
         next_page = int(numbers[0]) if numbers and numbers[0].isdigit() else current + 1
-    total = res.get("total")
     server_time = None
-    if res.get("server_time") is not None:  # [INF]
+    if _blank(res.get("server_time")) is not None:  # [INF] ISO 8601; d-m-Y H:i:s accepted too
         try:
-            server_time = parse_iso(res["server_time"])
+            server_time = parse_any_timestamp(res["server_time"])
         except ValueError as error:
             raise ProtocolError(f"LAPOR! {path}: server_time: {error}") from None
     return Page(
         items=list(res["data"]),
         page=current,
         next_page=next_page,
-        total=total if isinstance(total, int) else None,
+        total=_int(res.get("total")),
         server_time=server_time,
     )
 
@@ -597,9 +855,10 @@ def _int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        return value if 0 <= value <= MAX_ID else None
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 19:
+        number = int(value.strip())
+        return number if number <= MAX_ID else None
     return None
 
 

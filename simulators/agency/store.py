@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS complaints (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, source TEXT NOT NULL, channel TEXT NOT NULL,
     title TEXT NOT NULL, content TEXT NOT NULL, category_code TEXT, unit_code TEXT, status TEXT NOT NULL,
     is_secret INTEGER NOT NULL, is_anonymous INTEGER NOT NULL, reporter TEXT, lapor TEXT,
-    report_to_lapor INTEGER NOT NULL, attachments TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    report_to_lapor INTEGER NOT NULL, attachments TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    incident_date TEXT, tags TEXT
 );
 CREATE TABLE IF NOT EXISTS followups (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, complaint_id TEXT NOT NULL, author TEXT NOT NULL,
@@ -94,6 +95,10 @@ class AgencyStore:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(complaints)")}
+        for column in ("incident_date", "tags"):  # files made before these optional fields
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE complaints ADD COLUMN {column} TEXT")
         self._last = datetime.now(timezone.utc)
         if self.db.execute("SELECT count(*) FROM complaints").fetchone()[0] == 0:
             self._seed(complaints, seed)
@@ -134,7 +139,8 @@ class AgencyStore:
                 "source": "internal", "channel": channel, "title": title, "content": content,
                 "category_code": category, "unit_code": "KANTAH-BDG", "status": "baru",
                 "is_secret": n == 3, "is_anonymous": anonymous, "reporter": reporter,
-                "report_to_lapor": n % 2 == 0,
+                "report_to_lapor": n % 2 == 0, "incident_date": f"2026-{1 + n % 10:02d}-{1 + n % 27:02d}" if n % 3 else None,
+                "tags": "sertifikat" if category == "PTN-SRT" else None,
             })  # fmt: skip
             if n % 2 == 1:
                 self.add_followup(
@@ -157,6 +163,7 @@ class AgencyStore:
             "reporter": json.loads(row["reporter"]) if row["reporter"] else None,
             "lapor": json.loads(row["lapor"]) if row["lapor"] else None,
             "report_to_lapor": bool(row["report_to_lapor"]), "attachments": json.loads(row["attachments"]),
+            "incident_date": row["incident_date"], "tags": row["tags"],
             "created_at": row["created_at"], "updated_at": row["updated_at"],
         }  # fmt: skip
 
@@ -227,11 +234,14 @@ class AgencyStore:
         complaint_id = f"ADU-2026-{seq:05d}"
         now = self.now()
         self.db.execute(
-            "INSERT INTO complaints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO complaints (id, seq, source, channel, title, content, category_code, unit_code, status, "
+            "is_secret, is_anonymous, reporter, lapor, report_to_lapor, attachments, created_at, updated_at, "
+            "incident_date, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [complaint_id, seq, body.get("source", "internal"), body.get("channel", "web"), body["title"], body["content"],
              body.get("category_code"), body.get("unit_code"), body["status"], int(bool(body.get("is_secret"))),
              int(bool(body.get("is_anonymous"))), json.dumps(body["reporter"]) if body.get("reporter") else None,
-             json.dumps(body["lapor"]) if body.get("lapor") else None, int(bool(body.get("report_to_lapor"))), "[]", now, now],
+             json.dumps(body["lapor"]) if body.get("lapor") else None, int(bool(body.get("report_to_lapor"))), "[]", now, now,
+             body.get("incident_date"), body.get("tags")],
         )  # fmt: skip
         return self.complaint_json(self.complaint(complaint_id))
 

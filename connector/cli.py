@@ -138,9 +138,7 @@ def masters(config_path: Path, kind: str) -> None:
         click.echo(f"no {kind}")
         return
     columns = list(type(records[0]).model_fields)
-    rows = [
-        [getattr(r, c).value if c == "status" else getattr(r, c) for c in columns] for r in records
-    ]
+    rows = [[getattr(getattr(r, c), "value", getattr(r, c)) for c in columns] for r in records]
     Console().print(records_table(f"LAPOR! {kind}", columns, rows))
 
 
@@ -185,6 +183,14 @@ def simulate() -> None:
     help="Requests a minute per token (0: none).",
 )
 @click.option("--no-control", is_flag=True, help="Switch off the /_sim/ control plane.")
+@click.option(
+    "--dialect",
+    # the names of simulators.lapor.dialects.DIALECTS (tests/test_simulator_dialects.py checks)
+    type=click.Choice(["contract", "iso", "wib", "php", "mysql", "sparse", "legacy"]),
+    default="contract",
+    show_default=True,
+    help="How the simulator encodes what the contract leaves open (timestamps, numbers, booleans, blanks).",
+)
 def simulate_lapor(**options: Any) -> None:
     """Serve a LAPOR! v3 simulator under /lapor/3.0.0 until interrupted.
 
@@ -204,6 +210,7 @@ def simulate_lapor(**options: Any) -> None:
         institution_id=options["institution_id"],
         requests_per_minute=options["rate_limit"],
         control=not options["no_control"],
+        dialect=options["dialect"],
     )
 
 

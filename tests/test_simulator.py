@@ -132,7 +132,7 @@ def test_legacy_topics_is_a_bare_array_of_strings(
 
 
 def create(http: requests.Session, sim: LaporSimulator, **fields: Any) -> requests.Response:
-    body = {"title": "Judul", "content": "Isi", "channel": 13, "classification_id": 2, "category_id": 436,
+    body = {"title": "Judul", "content": "Isi", "channel": 13, "classification_id": 2, "category_id": 436, "location_id": 3273,
             "disposition_id": INSTITUTION_ID, "user_id": 1, **fields}  # fmt: skip
     return http.post(sim.base_url + "/complaints/complaint", headers=AUTH, json=body, timeout=5)
 

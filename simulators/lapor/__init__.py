@@ -12,11 +12,12 @@ from datetime import datetime
 from types import TracebackType
 
 from simulators.lapor.control import SimControl
+from simulators.lapor.dialects import DEFAULT_DIALECT, DIALECTS
 from simulators.lapor.faults import FaultBook
 from simulators.lapor.server import BASE_PATH, SimServer, log_ready
 from simulators.lapor.world import World
 
-__all__ = ["LaporSimulator", "SimControl", "serve_forever"]
+__all__ = ["DIALECTS", "LaporSimulator", "SimControl", "serve_forever"]
 
 DEFAULT_TOKEN = "{8F2C6A51-3D4B-4E0A-9C1F-7A2B5D6E8F90}"  # noqa: S105 (the simulator's demo token)
 
@@ -37,6 +38,7 @@ class LaporSimulator:
         control: bool = True,
         requests_per_minute: int = 0,
         start_time: datetime | None = None,
+        dialect: str = DEFAULT_DIALECT,
     ) -> None:
         self.api_key = api_key
         self.token = token
@@ -52,10 +54,20 @@ class LaporSimulator:
             token=token,
             requests_per_minute=requests_per_minute,
             control=control,
+            dialect=dialect,
         )
         self.root_url = f"http://{host}:{self._server.server_port}"
         self.base_url = self.root_url + BASE_PATH
         self._thread: threading.Thread | None = None
+
+    @property
+    def dialect(self) -> str:
+        """The name of the dialect the simulator currently speaks."""
+        return self._server.dialect.name
+
+    def set_dialect(self, name: str) -> None:
+        """Speak another dialect from the next request on (KeyError for an unknown name)."""
+        self._server.dialect = DIALECTS[name]
 
     def start(self) -> LaporSimulator:
         """Serve in a daemon thread; return self."""
@@ -100,16 +112,19 @@ def serve_forever(
     institution_id: int,
     requests_per_minute: int,
     control: bool,
+    dialect: str = DEFAULT_DIALECT,
 ) -> None:
     """Run a simulator in the foreground until SIGINT or SIGTERM."""
     simulator = LaporSimulator(
         host=host, port=port, seed=seed, complaints=complaints, api_key=api_key, token=token,
         institution_id=institution_id, requests_per_minute=requests_per_minute, control=control,
+        dialect=dialect,
     ).start()  # fmt: skip
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    log_ready(f"LAPOR! simulator ready: {simulator.base_url}")
+    log_ready(f"LAPOR! simulator ready: {simulator.base_url} (dialect: {dialect})")
+    log_ready(f"  dialect {dialect}: {DIALECTS[dialect].describe()}")
     log_ready(f"  institution_id: {institution_id}")
     log_ready(f"  api key: {api_key}")
     log_ready(f"  token: {token}")

@@ -29,6 +29,13 @@ class SimControl:
     def reset(self, seed: int = 1, complaints: int = 40) -> None:
         self._call("POST", "reset", {"seed": seed, "complaints": complaints})
 
+    def set_dialect(self, name: str) -> None:
+        """Speak dialect ``name`` from the next request on (see ``simulators.lapor.dialects``)."""
+        self._call("POST", "dialect", {"name": name})
+
+    def dialect(self) -> str:
+        return str(self.stats()["dialect"])
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "stats")
         return result

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from simulators.lapor import dialects
 from simulators.lapor.workdays import add_workdays
 from simulators.lapor.world import ApiError, iso
 
@@ -53,7 +54,20 @@ def handle_control(server: SimServer, method: str, path: str, raw: bytes) -> tup
                 "requests": dict(world.requests),
                 "writes": dict(world.writes),
                 "now": iso(world.now),
+                "dialect": server.dialect.name,
             }
+        if (method, path) == ("POST", "/_sim/dialect"):
+            name = body.get("name")
+            if not isinstance(name, str) or name not in dialects.DIALECTS:
+                known = sorted(dialects.DIALECTS)
+                raise ApiError(
+                    422,
+                    "VALIDATION_ERROR",
+                    f"name: unknown dialect {name!r}; one of {', '.join(known)}",
+                    {"name": [f"one of {', '.join(known)}"]},
+                )
+            server.dialect = dialects.DIALECTS[name]
+            return 200, {"dialect": name}
         if (method, path) == ("POST", "/_sim/clock"):
             if "set" in body:
                 world.set_clock(datetime.fromisoformat(str(body["set"])))

@@ -37,6 +37,17 @@ INSTITUTIONS = [
     (5, "Kementerian Kesehatan", 0),
     (9, "Admin Nasional SP4N-LAPOR!", 0),
 ]
+# LAPOR!'s location list (regions, by their BPS kode wilayah) [INF]: a small subset
+LOCATIONS = [
+    {"id": 3273, "name": "Kota Bandung"},
+    {"id": 3201, "name": "Kabupaten Bogor"},
+    {"id": 3204, "name": "Kabupaten Bandung"},
+    {"id": 3171, "name": "Kota Jakarta Pusat"},
+    {"id": 3578, "name": "Kota Surabaya"},
+]
+LOCATION_IDS = frozenset(loc["id"] for loc in LOCATIONS)
+DEFAULT_LOCATION = 3273
+
 OWN_NAME = "Kantor Pertanahan Kota Bandung"
 ADMIN_INSTITUTION = 9
 

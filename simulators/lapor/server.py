@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from simulators.lapor import seed
+from simulators.lapor import dialects, seed
 from simulators.lapor.control_plane import handle_control
 from simulators.lapor.faults import FaultBook, FaultRule
 from simulators.lapor.world import ApiError, World, iso
@@ -74,8 +74,9 @@ class SimServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], *, world: World, faults: FaultBook, api_key: str, token: str,
-                 requests_per_minute: int, control: bool) -> None:  # fmt: skip
+                 requests_per_minute: int, control: bool, dialect: str = dialects.DEFAULT_DIALECT) -> None:  # fmt: skip
         super().__init__(address, Handler)
+        self.dialect: dialects.Dialect = dialects.get(dialect)
         self.world = world
         self.faults = faults
         self.api_key = api_key
@@ -206,12 +207,20 @@ class Handler(BaseHTTPRequestHandler):
             return
         params = {k: v[0] for k, v in parse_qs(query).items()}
         fields, files = parse_body(self.headers.get("Content-Type", ""), raw)
-        if route == "topics" and fields.get("KEYTOKEN") != self.server.api_key:
+        # [INF] which credential KEYTOKEN carries is open: the key or the token are both accepted
+        if route == "topics" and fields.get("KEYTOKEN") not in (
+            self.server.api_key,
+            self.server.token,
+        ):
             raise ApiError(401, "UNAUTHENTICATED", "KEYTOKEN tidak valid.")
         with world.lock:
             status, payload = self._operate(route, args, params, fields, files, viewer, rule)
             if route in WRITE_ROUTES:
                 world.writes[route] += 1
+            if not isinstance(payload, (bytes, bytearray)):
+                payload = dialects.apply(self.server.dialect, route, payload)
+                if rule is not None and rule.mode == "malformed":
+                    corrupt_answer(route, payload, rule.variant)  # after the dialect: stays corrupt
         if rule is not None and rule.mode == "drop_after_commit":
             self._drop()
         if isinstance(payload, (bytes, bytearray)):
@@ -265,10 +274,7 @@ class Handler(BaseHTTPRequestHandler):
             ]
         if route == "complaint":
             c = world.get_visible(int(args[0]), viewer)
-            detail = world.detail(c, viewer)
-            if rule is not None and rule.mode == "malformed":
-                corrupt(detail["data"], rule.variant)
-            return 200, ok(detail)
+            return 200, ok(world.detail(c, viewer))
         if route == "attachment":
             f = world.attachment(viewer, int(args[0]), int(args[1]))
             params["_ctype"] = f["content_type"] or "application/octet-stream"
@@ -342,8 +348,6 @@ class Handler(BaseHTTPRequestHandler):
             data = []
         else:
             self.server.last_list[route] = [dict(r) for r in data]
-        if rule is not None and rule.mode == "malformed" and data:
-            corrupt(data[0], rule.variant)
         return ok(
             {
                 "data": data,
@@ -432,6 +436,18 @@ def parse_body(
     raise ApiError(400, "BAD_REQUEST", "Jenis konten tidak didukung.")
 
 
+def corrupt_answer(route: str, payload: Any, variant: str | None) -> None:
+    """Damage the first record of a list answer, or a complaint detail (``malformed`` faults)."""
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, dict):
+        return
+    data = results.get("data")
+    if route in LIST_ROUTES and isinstance(data, list) and data and isinstance(data[0], dict):
+        corrupt(data[0], variant)
+    elif route == "complaint" and isinstance(data, dict):
+        corrupt(data, variant)
+
+
 def corrupt(record: dict[str, Any], variant: str | None) -> None:
     """Damage one record the way a broken upstream would."""
     variant = variant or "wrong_type"
@@ -441,9 +457,15 @@ def corrupt(record: dict[str, Any], variant: str | None) -> None:
         record.pop("updated_at", None)
         record.pop("tracking_id", None)
     elif variant == "unknown_status":
-        record["status_code"] = "escalated"
+        if "status_code" in record or "status_name" not in record:
+            record["status_code"] = "escalated"
+        else:  # a dialect without status_code: the name is the only status there is
+            record["status_name"] = "Dieskalasi"
     elif variant == "naive_timestamp":
-        record["updated_at"] = str(record.get("updated_at", "2026-11-01T09:00:00"))[:19]
+        value = str(record.get("updated_at", "2026-11-01T09:00:00"))
+        dmy = re.fullmatch(r"(\d{2})-(\d{2})-(\d{4}) (\d{2}:\d{2}:\d{2})", value)
+        # ISO 8601 without an offset, whatever the dialect wrote
+        record["updated_at"] = f"{dmy[3]}-{dmy[2]}-{dmy[1]}T{dmy[4]}" if dmy else value[:19]
     elif variant == "odd_unicode":
         record["title"] = "Judul \ud800 rusak"
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
 from simulators.lapor import seed
@@ -74,6 +75,31 @@ def _int(
         return int(value)
     errors.setdefault(name, []).append(f"Kolom {name} harus berupa angka.")
     return None
+
+
+def _location(value: object, errors: dict[str, list[str]]) -> int | None:
+    """location_id: required, an integer (or numeric string) of LAPOR!'s location list."""
+    if isinstance(value, bool) or not (
+        isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+    ):
+        errors.setdefault("location_id", []).append("location_id wajib diisi dan berupa angka")
+        return None
+    location = int(value)
+    if location not in seed.LOCATION_IDS:
+        errors.setdefault("location_id", []).append("Lokasi tidak ditemukan.")
+        return None
+    return location
+
+
+def _is_date(value: object) -> bool:
+    """A Y-m-d calendar date."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 class World:
@@ -370,6 +396,14 @@ class World:
         category = _int(body.get("category_id"), "category_id", errors)
         if category is not None and category not in self.categories:
             errors.setdefault("category_id", []).append("Kategori tidak ditemukan.")
+        location = _location(body.get("location_id"), errors)
+        incident = body.get("date_of_incident")
+        if incident in (None, ""):
+            incident = None
+        elif not _is_date(incident):
+            errors.setdefault("date_of_incident", []).append(
+                "Kolom date_of_incident harus berupa tanggal Y-m-d."
+            )
         disposition = _int(body.get("disposition_id"), "disposition_id", errors, required=False)
         if disposition is not None and disposition not in self.institutions:
             errors.setdefault("disposition_id", []).append("Instansi tujuan tidak ditemukan.")
@@ -401,8 +435,8 @@ class World:
         c: dict[str, Any] = {
             "id": complaint_id, "tracking_id": tracking, "title": str(body["title"]), "content": str(body["content"]),
             "channel": channel, "classification_id": classification, "category_id": category,
-            "location_id": _int(body.get("location_id"), "location_id", {}, required=False),
-            "date_of_incident": body.get("date_of_incident"), "tags_raw": str(body.get("tags_raw") or ""),
+            "location_id": location,
+            "date_of_incident": incident, "tags_raw": str(body.get("tags_raw") or ""),
             "is_secret": secret, "is_anonymous": anonymous, "status": "unverified", "disposition_id": disposition,
             "holders": holders, "creator_id": viewer, "reporter": reporter, "attachments": attachments,
             "external_ref": body.get("external_ref") or None, "created_at": self.now, "updated_at": self.now,
@@ -490,6 +524,7 @@ class World:
         """A citizen submits a complaint on LAPOR! (not yet verified or disposed)."""
         body = {"title": spec.get("title") or "Laporan warga", "content": spec.get("content") or "Isi laporan",
                 "channel": 26, "classification_id": 2, "category_id": spec.get("category_id") or 740,
+                "location_id": spec.get("location_id") or seed.DEFAULT_LOCATION,
                 "is_secret": spec.get("is_secret", False), "is_anonymous": spec.get("is_anonymous", False)}  # fmt: skip
         reporter = spec.get("reporter") or {
             "name": "Warga",

@@ -42,14 +42,29 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def all_dialects() -> list[str]:
+    """Every encoding the simulator can serve of what the contract leaves open."""
+    from simulators.lapor.dialects import DIALECTS
+
+    return list(DIALECTS)
+
+
 @pytest.fixture
-def sim() -> Iterator[LaporSimulator]:
+def dialect() -> str:
+    """The simulator's dialect; a module runs against every one by overriding this fixture
+    with ``params=all_dialects()`` (the end-to-end suites do)."""
+    return "contract"
+
+
+@pytest.fixture
+def sim(dialect: str) -> Iterator[LaporSimulator]:
     """A real LAPOR! simulator on a free loopback port, seeded, with its control plane on."""
     from simulators.lapor import LaporSimulator
 
     simulator = LaporSimulator(
-        seed=7, complaints=30, api_key=API_KEY, token=TOKEN, institution_id=INSTITUTION_ID
-    ).start()
+        seed=7, complaints=30, api_key=API_KEY, token=TOKEN, institution_id=INSTITUTION_ID,
+        dialect=dialect,
+    ).start()  # fmt: skip
     try:
         yield simulator
     finally:

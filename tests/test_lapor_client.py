@@ -10,9 +10,15 @@ from connector import errors
 from connector import models as m
 from connector.lapor.client import LaporClient, content_fingerprint
 from simulators.lapor import LaporSimulator, SimControl
-from tests.conftest import INSTITUTION_ID
+from tests.conftest import INSTITUTION_ID, all_dialects
 
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=all_dialects())
+def dialect(request: pytest.FixtureRequest) -> str:
+    """This end-to-end suite runs against every simulator dialect (contract section 2 [INF])."""
+    return str(request.param)
 
 
 def valid(items: object) -> list[m.ComplaintSummary]:

@@ -19,8 +19,14 @@ from connector.state import StateStore
 from connector.sync import Sync
 from simulators.agency import AgencyControl, AgencySystem
 from simulators.lapor import LaporSimulator, SimControl
-from tests.conftest import INSTITUTION_ID
+from tests.conftest import INSTITUTION_ID, all_dialects
 from tests.test_agency_adapter import AGENCY_TOKEN, adapter_for
+
+
+@pytest.fixture(params=all_dialects())
+def dialect(request: pytest.FixtureRequest) -> str:
+    """This end-to-end suite runs against every simulator dialect (contract section 2 [INF])."""
+    return str(request.param)
 
 
 @pytest.fixture

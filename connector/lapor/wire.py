@@ -288,13 +288,19 @@ def _incident_date(value: object) -> object:
     return text
 
 
-def _optional(validator: Any) -> Any:
-    return BeforeValidator(lambda v: None if _blank(v) is None else validator(v))
+def _late(name: str) -> Any:
+    """A validator looked up by name when it runs (tests swap in a strict one to prove that
+    each tolerance is needed: tests/test_lapor_dialects.py)."""
+    return BeforeValidator(lambda value: globals()[name](value))
 
 
-Text = Annotated[str, BeforeValidator(_clean_text)]
+def _optional(name: str) -> Any:
+    return BeforeValidator(lambda v: None if _blank(v) is None else globals()[name](v))
+
+
+Text = Annotated[str, _late("_clean_text")]
 OptText = Annotated[str | None, BeforeValidator(lambda v: _clean_text(_blank(v)))]
-Id = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_ID)]
+Id = Annotated[int, _late("_integer"), Field(gt=0, le=MAX_ID)]
 
 
 def _in_range(value: int | None) -> int | None:
@@ -303,17 +309,17 @@ def _in_range(value: int | None) -> int | None:
     return value
 
 
-OptInt = Annotated[int | None, _optional(_integer), AfterValidator(_in_range)]
+OptInt = Annotated[int | None, _optional("_integer"), AfterValidator(_in_range)]
 OptionalId = Annotated[
     int | None, BeforeValidator(lambda v: None if _blank_or_zero(v) is None else _integer(v)),
     AfterValidator(_in_range),
 ]  # fmt: skip
-Flag = Annotated[bool, BeforeValidator(_boolean)]
-OptFlag = Annotated[bool, BeforeValidator(_optional_boolean)]
-AnyTime = Annotated[datetime, BeforeValidator(parse_any_timestamp)]
-Deadline = Annotated[datetime | None, _optional(parse_deadline)]
-TrackingId = Annotated[str, BeforeValidator(_tracking_id)]
-IncidentDate = Annotated[date | None, BeforeValidator(_incident_date)]
+Flag = Annotated[bool, _late("_boolean")]
+OptFlag = Annotated[bool, _late("_optional_boolean")]
+AnyTime = Annotated[datetime, _late("parse_any_timestamp")]
+Deadline = Annotated[datetime | None, _optional("parse_deadline")]
+TrackingId = Annotated[str, _late("_tracking_id")]
+IncidentDate = Annotated[date | None, _late("_incident_date")]
 
 #: LAPOR! status codes [INF] and names [OBS/INF] (contract section 5).
 STATUS_CODES = {s.value: s for s in m.ComplaintStatus}
@@ -402,7 +408,7 @@ class _Summary(_Wire):
     external_ref: OptText = None
     created_at: AnyTime  # [OBS] d-m-Y H:i:s; ISO accepted too
     updated_at: AnyTime  # [INF] ISO 8601; d-m-Y H:i:s accepted too
-    deadlines: Annotated[_Deadlines | None, BeforeValidator(_deadlines)] = None
+    deadlines: Annotated[_Deadlines | None, _late("_deadlines")] = None
 
     def canonical_fields(self, status: m.ComplaintStatus) -> dict[str, Any]:
         return {
@@ -455,7 +461,7 @@ def _attachments(items: Sequence[_Attachment]) -> tuple[m.Attachment, ...]:
     return tuple(m.Attachment(**a.model_dump()) for a in items)
 
 
-Attachments = Annotated[list[_Attachment], BeforeValidator(_list)]
+Attachments = Annotated[list[_Attachment], _late("_list")]
 
 
 class _StatusLog(_Wire):
@@ -467,8 +473,8 @@ class _Detail(_Summary):
     content: Text
     date_of_incident: IncidentDate = None
     tags_raw: OptText = None
-    reporter: Annotated[_Reporter | None, BeforeValidator(_reporter)] = None
-    status_logs: Annotated[list[_StatusLog], BeforeValidator(_list)] = []
+    reporter: Annotated[_Reporter | None, _late("_reporter")] = None
+    status_logs: Annotated[list[_StatusLog], _late("_list")] = []
     attachments: Attachments = []
 
 

@@ -65,6 +65,18 @@ class RetriableError(ConnectorError):
 class ServiceUnavailable(RetriableError):
     """5xx, a gateway error page, a soft error, or a connection that failed."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        sent: bool = True,
+        answered: bool = False,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, sent=sent)
+        #: True when the service answered (a 5xx status): it has finished with the request.
+        self.answered = answered
+
 
 class RateLimited(RetriableError):
     """429 Too Many Requests; ``retry_after`` says how long to wait. Nothing was processed."""
@@ -98,6 +110,10 @@ class RecordError(ConnectorError):
 
 class RecordRejected(RecordError):
     """LAPOR! refused the record (400, 413, 422) and said which fields were wrong."""
+
+
+class RecordNotSendable(RecordError):
+    """A record LAPOR! would refuse (checked before sending): fix it at its source, then replay."""
 
 
 class MalformedRecord(RecordError):
@@ -140,7 +156,19 @@ class AmbiguousOutcome(ConnectorError):
     find out before anything is sent again.
     """
 
-    def __init__(self, message: str, *, operation: str, lookup: Mapping[str, object]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        lookup: Mapping[str, object],
+        answered: bool = False,
+    ) -> None:
         super().__init__(message)
         self.operation = operation
         self.lookup = dict(lookup)
+        #: True when the service answered (5xx, a soft error, a body that is not JSON): it has
+        #: finished with the request, so a lookup that finds nothing means it was not applied
+        #: and the write may be sent again at once. False after a timeout or a dropped
+        #: connection: the service may still be applying it, so a re-send waits its back-off.
+        self.answered = answered

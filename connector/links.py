@@ -113,6 +113,10 @@ class Links:
         """The complaint left this institution (bukan wewenang, or the admin moved it): stop pushing."""
         self.update(lapor_id, disposed_away=1)
 
+    def clear_disposed_away(self, lapor_id: int) -> None:
+        """LAPOR! disposed the complaint back to this institution: push to it again."""
+        self.update(lapor_id, disposed_away=0)
+
     def count(self) -> int:
         """How many complaints are linked."""
         return int(self.store.db.execute("SELECT count(*) FROM links").fetchone()[0])

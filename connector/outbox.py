@@ -141,13 +141,13 @@ class Outbox:
     def due(self, *, flow: str | None = None, limit: int | None = None) -> list[OutboxItem]:
         """Writes to attempt now: pending or failed ones whose time has come, and in-flight ones.
 
-        In-flight writes come first: they were interrupted (a crash, an unknown outcome) and
-        must be looked up before anything else is sent. One interrupted by a crash is due at
-        once; one whose answer was lost waits its backoff, so the service can finish applying it.
+        In-flight writes come first, whatever their back-off: they were interrupted (a crash,
+        an unknown outcome) and are looked up at the start of every run (a lookup is a read).
+        Only a re-send waits for the back-off (see ``attempt``).
         """
         sql = """
             SELECT * FROM outbox
-            WHERE state IN ('pending', 'failed', 'in_flight') AND next_attempt_at <= ?
+            WHERE (state = 'in_flight' OR (state IN ('pending', 'failed') AND next_attempt_at <= ?))
         """
         params: list[Any] = [_iso(self.clock.now())]
         if flow is not None:
@@ -200,10 +200,16 @@ class Outbox:
         if item.state == "in_flight":
             try:
                 found = lookup()
+            except errors.FatalError:
+                raise
             except errors.ConnectorError as error:
                 return self._failed(item, error, keep_in_flight=True)
             if found is not None:
                 return self._done(item, found, on_done, found_by_lookup=True)
+            if item.next_attempt_at is not None and item.next_attempt_at > self.clock.now():
+                # Not applied (yet): after a timeout the service may still be applying it, so
+                # the re-send waits its back-off; the next run looks it up again.
+                return Outcome(item, "in_flight")
         with self.store.transaction():
             self._set(item, state="in_flight", attempts=item.attempts + 1)
         try:
@@ -261,6 +267,10 @@ class Outbox:
         retry_after = getattr(error, "retry_after", None)
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
+        if keep_in_flight and getattr(error, "answered", False):
+            # The service answered, so it is done with the request: the next run's lookup is
+            # conclusive and, if it finds nothing, the write is sent again at once.
+            delay = timedelta(0)
         with self.store.transaction():
             self._set(
                 item,
@@ -277,6 +287,29 @@ class Outbox:
         assignments = ", ".join(f"{name} = ?" for name in columns)
         sql = f"UPDATE outbox SET {assignments} WHERE id = ?"  # noqa: S608 (column names are ours)
         self.store.db.execute(sql, [*columns.values(), item.id])
+
+    # --- resolutions by the connector -----------------------------------------------------
+
+    def resolve(self, item: OutboxItem, resolution: str, *, set_aside: bool = False) -> None:
+        """Close a write that cannot or need not be sent (inside the caller's transaction).
+
+        ``resolution`` says why (``not_applicable: closed on LAPOR!``, ``rejected: ...``); it is
+        kept as the write's result. With ``set_aside`` the idempotency key is freed, so that a
+        replay of the record after a fix records a fresh intent: only for writes LAPOR! refused
+        (400/413/422) or that were never sent, which cannot have been applied.
+        """
+        columns: dict[str, Any] = {
+            "state": "acknowledged",
+            "result": json.dumps({"resolution": resolution}),
+        }
+        if set_aside:
+            columns["idempotency_key"] = f"{item.key}@set-aside:{item.id}"
+        self._set(item, **columns)
+
+    def requeue(self, item: OutboxItem, delay: timedelta) -> None:
+        """Send a write again after ``delay`` (a 403 that LAPOR!'s own detail contradicts)."""
+        with self.store.transaction():
+            self._set(item, state="failed", next_attempt_at=_iso(self.clock.now() + delay))
 
     # --- operator actions ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -172,6 +172,8 @@ class QuarantineEntry:
     times_seen: int
     first_seen: datetime
     last_seen: datetime
+    #: The record as kept (it may hold personal data: never logged or printed).
+    raw: Any = field(default=None, repr=False, compare=False)
 
 
 def _entry(row: dict[str, Any]) -> QuarantineEntry:
@@ -184,6 +186,7 @@ def _entry(row: dict[str, Any]) -> QuarantineEntry:
         times_seen=row["times_seen"],
         first_seen=_parse(row["first_seen"]),
         last_seen=_parse(row["last_seen"]),
+        raw=json.loads(row["raw"]) if row.get("raw") else None,
     )
 
 

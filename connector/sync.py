@@ -149,21 +149,101 @@ class Sync:
         return outcome
 
     def _after_failure(self, outcome: Outcome) -> None:
+        """React to a write that did not get done, as contract section 6 says for each failure."""
         item, error = outcome.item, outcome.error
         audit_outcome = {"in_flight": "ambiguous", "failed": "failed", "dead": "dead"}.get(
             outcome.state, "failed"
         )
+        if error is None:  # still in doubt, waiting for its back-off: nothing new to record
+            return
+        if item.target == "lapor" and isinstance(error, errors.Conflict):
+            self._resolve_conflict(item, error)
+            return
+        if item.target == "lapor" and isinstance(error, errors.NotDisposed):
+            self._resolve_not_disposed(item, error)
+            return
+        if item.target == "lapor" and isinstance(error, errors.RecordRejected):
+            self._set_aside_rejected(item, error)
+            return
         with self.store.transaction():
-            if isinstance(error, errors.NotDisposed) and item.target == "lapor":
-                lapor_id = item.payload.get("complaint_id")
-                if isinstance(lapor_id, int):
-                    self.links.mark_disposed_away(lapor_id)
-                self.outbox.acknowledge(item.id)
-                audit_outcome = "skipped"
             self.record(flow=item.flow, direction=_direction(item), action=item.operation, outcome=audit_outcome,
-                        error_code=getattr(error, "code", None) or type(error).__name__, **_ids(item, {}))  # fmt: skip
+                        error_code=_code(error), **_ids(item, {}))  # fmt: skip
         log.warning("write_not_done", flow=item.flow, operation=item.operation, subject=item.subject,
-                    state=outcome.state, error=type(error).__name__ if error else None)  # fmt: skip
+                    state=outcome.state, error=type(error).__name__)  # fmt: skip
+
+    def _lapor_id(self, item: OutboxItem) -> int | None:
+        value = item.payload.get("complaint_id", item.lookup.get("lapor_id"))
+        return value if isinstance(value, int) else None
+
+    def _resolve_conflict(self, item: OutboxItem, error: errors.Conflict) -> None:
+        """409: re-read the complaint, bring the agency to LAPOR!'s state, resolve the write."""
+        lapor_id = self._lapor_id(item)
+        detail = self.lapor.complaint(lapor_id) if lapor_id is not None else None
+        expected = item.payload.get("expect_status")
+        done = detail is not None and expected is not None and detail.status.value == expected
+        resolution = (
+            f"done: LAPOR! already shows {expected}"
+            if done
+            else f"not_applicable: LAPOR! refused it ({_code(error)}); the complaint is "
+            f"{detail.status.value if detail else 'unknown'} there"
+        )
+        with self.store.transaction():
+            self.outbox.resolve(item, resolution)
+            self.record(flow=item.flow, direction=_direction(item), action=item.operation,
+                        outcome="ok" if done else "not_applicable", error_code=_code(error),
+                        **_ids(item, {}))  # fmt: skip
+        log.info("write_resolved", flow=item.flow, operation=item.operation, subject=item.subject,
+                 resolution=resolution.split(":")[0], error=_code(error))  # fmt: skip
+        if detail is not None:
+            from connector.flows.inbound import InboundReport, sync_complaint
+
+            sync_complaint(self, detail, InboundReport(), force=True)
+
+    def _resolve_not_disposed(self, item: OutboxItem, error: errors.NotDisposed) -> None:
+        """403: confirm by the complaint's detail, then mark it re-disposed and tell the agency."""
+        lapor_id = self._lapor_id(item)
+        detail: m.Complaint | None = None
+        try:
+            detail = self.lapor.complaint(lapor_id) if lapor_id is not None else None
+        except (errors.NotDisposed, errors.NotFound):
+            detail = None  # not even visible any more: it left us
+        if detail is not None and detail.disposition_id == self.institution_id:
+            # LAPOR!'s own detail says it is still ours: the 403 is not a re-disposition.
+            self.outbox.requeue(item, self.outbox.first_delay)
+            with self.store.transaction():
+                self.record(flow=item.flow, direction=_direction(item), action=item.operation,
+                            outcome="failed", error_code=_code(error), **_ids(item, {}))  # fmt: skip
+            log.warning("forbidden_but_still_disposed", subject=item.subject, lapor_id=lapor_id)
+            return
+        with self.store.transaction():
+            self.outbox.resolve(item, "not_applicable: the complaint is no longer disposed to us")
+            self.record(flow=item.flow, direction=_direction(item), action=item.operation,
+                        outcome="not_applicable", error_code=_code(error), **_ids(item, {}))  # fmt: skip
+        if lapor_id is None:
+            return
+        from connector.flows.inbound import InboundReport, mark_redisposed, sync_complaint
+
+        if detail is not None:
+            sync_complaint(self, detail, InboundReport(), force=True)
+        else:
+            mark_redisposed(self, lapor_id)
+
+    def _set_aside_rejected(self, item: OutboxItem, error: errors.RecordRejected) -> None:
+        """400/413/422: LAPOR! refused the record; quarantine it (with the field errors) so it is
+        replayed from the agency's current data after the fix, and free the write's key."""
+        source, record_id = _quarantine_source(item)
+        with self.store.transaction():
+            self.outbox.resolve(item, f"rejected: {_code(error)}", set_aside=True)
+            self.store.quarantine(
+                m.InvalidRecord(source=source, record_id=record_id,
+                                problems=error.problems or (errors.FieldProblem("(record)", str(error)),),
+                                raw={"operation": item.operation, "write": item.id,
+                                     "complaint_id": item.payload.get("agency_id", item.subject)})
+            )  # fmt: skip
+            self.record(flow=item.flow, direction=_direction(item), action=item.operation,
+                        outcome="quarantined", error_code=_code(error), **_ids(item, {}))  # fmt: skip
+        log.warning("write_rejected", flow=item.flow, operation=item.operation,
+                    subject=item.subject, fields=[p.path for p in error.problems])  # fmt: skip
 
     def drain(self, flow: str) -> int:
         """Finish this flow's due writes (retries, and writes interrupted by a crash) first."""
@@ -179,6 +259,18 @@ def lapor_state(
 ) -> str:
     """What the agency needs to know of a LAPOR! complaint's state, as one comparable string."""
     return f"{status.value}|{disposition_id}|{int(is_secret)}|{int(is_anonymous)}"
+
+
+def _code(error: BaseException) -> str:
+    return getattr(error, "code", None) or type(error).__name__
+
+
+def _quarantine_source(item: OutboxItem) -> tuple[str, str]:
+    """Which flow's record a refused write came from, so a replay re-reads it."""
+    if item.operation == "lapor_add_followup":
+        return "followups_out", str(item.payload.get("agency_followup_id"))
+    agency_id = item.lookup.get("agency_id", item.payload.get("agency_id", item.subject))
+    return "intake_out" if item.target == "lapor" else item.flow, str(agency_id)
 
 
 def _direction(item: OutboxItem) -> str:

@@ -17,6 +17,7 @@ from connector.audit_cli import IsoDateTime
 from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 from connector.flows import FLOWS
+from connector.flows.followups_out import resync_agency_followup
 from connector.flows.inbound import InboundReport, resync_complaint, run_inbound
 from connector.flows.intake_out import IntakeReport, resync_agency_complaint
 from connector.mappings import check_mappings, load_mappings
@@ -136,6 +137,14 @@ def _replay(
         resync_complaint(sync, int(record_id), inbound)
     elif source == "intake_out":
         resync_agency_complaint(sync, record_id, intake)
+    elif source == "followups_out":
+        entry_raw = next(
+            (e.raw for e in sync.store.quarantined() if (e.source, e.record_id) == (source, record_id)),
+            None,
+        )  # fmt: skip
+        complaint_id = entry_raw.get("complaint_id") if isinstance(entry_raw, dict) else None
+        if isinstance(complaint_id, str):
+            resync_agency_followup(sync, complaint_id, record_id)
 
 
 def _print(report: object) -> None:

@@ -102,10 +102,11 @@ def test_failing_on_done_leaves_the_write_in_flight_and_it_is_found_not_resent(
     assert remote.applied == [item.key]
 
 
-def test_ambiguous_write_is_looked_up_after_its_backoff(
-    store: StateStore, clock: FakeClock
+def test_ambiguous_write_is_looked_up_at_the_next_run_whatever_its_backoff(
+    store: StateStore,
 ) -> None:
-    """Commit-then-drop: the write stays in flight, waits, and is then found rather than re-sent."""
+    """Commit-then-drop: the write stays in flight and the very next run finds it (a lookup is a
+    read), rather than waiting out the back-off or sending it again."""
     outbox, remote = Outbox(store), Remote()
     item = intent(outbox)
     dropped = errors.AmbiguousOutcome("dropped", operation="create_complaint", lookup={})
@@ -115,14 +116,44 @@ def test_ambiguous_write_is_looked_up_after_its_backoff(
         lambda: remote.lookup(item.key),
     )
     assert outcome.state == "in_flight"
-    assert outbox.due() == []
-    clock.advance(61)
     (again,) = outbox.due()
     outcome = outbox.attempt(
         again, lambda: remote.send(again.key), lambda: remote.lookup(again.key)
     )
     assert outcome.found_by_lookup
     assert (remote.sends, remote.applied) == (1, [item.key])
+
+
+def test_unanswered_write_not_found_waits_its_backoff_before_a_resend(
+    store: StateStore, clock: FakeClock
+) -> None:
+    """After a timeout the service may still apply the write: a lookup that finds nothing does
+    not re-send before the back-off; the lookup repeats every run until then."""
+    outbox, remote = Outbox(store), Remote()
+    item = intent(outbox)
+    lost = errors.AmbiguousOutcome("timed out", operation="create_complaint", lookup={})
+    outbox.attempt(item, lambda: remote.send(item.key, lost), lambda: remote.lookup(item.key))
+    (again,) = outbox.due()
+    waiting = outbox.attempt(again, lambda: remote.send(again.key), lambda: remote.lookup(again.key))
+    assert (waiting.state, remote.sends, remote.lookups) == ("in_flight", 1, 1)
+    clock.advance(61)
+    (again,) = outbox.due()
+    done = outbox.attempt(again, lambda: remote.send(again.key), lambda: remote.lookup(again.key))
+    assert (done.state, remote.sends, remote.lookups) == ("done", 2, 2)
+
+
+def test_answered_write_not_found_is_sent_again_at_the_next_run(store: StateStore) -> None:
+    """After a 5xx or a soft error the service is done with the request: if the next run's
+    lookup finds nothing, the write is sent again at once (no 60 s wait)."""
+    outbox, remote = Outbox(store), Remote()
+    item = intent(outbox)
+    failed = errors.AmbiguousOutcome(
+        "502", operation="create_complaint", lookup={}, answered=True
+    )
+    outbox.attempt(item, lambda: remote.send(item.key, failed), lambda: remote.lookup(item.key))
+    (again,) = outbox.due()
+    done = outbox.attempt(again, lambda: remote.send(again.key), lambda: remote.lookup(again.key))
+    assert (done.state, remote.sends, remote.applied) == ("done", 2, [item.key])
 
 
 def test_ambiguous_write_that_did_not_happen_is_sent_again(

@@ -73,6 +73,18 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
         "tracking_id": link.tracking_id,
         "agency_id": followup.complaint_id,
     }
+    problems = sync.lapor.followup_problems(followup.content)
+    if problems and sync.outbox.get(f"lapor.followup:{followup.id}") is None:
+        error = errors.RecordNotSendable(
+            f"agency follow-up {followup.id} would be refused by LAPOR!; fix it in the agency "
+            "system, then run lapor-connector quarantine retry",
+            problems,
+            record_id=followup.id,
+        )
+        if not sync.dry_run:
+            sync.quarantine(FLOW, followup.id, error, _raw(followup), **ids)
+        report.quarantined += 1
+        return True
     outcome = sync.write(
         key=f"lapor.followup:{followup.id}",
         flow=FLOW,
@@ -98,7 +110,7 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
             followup.status_after, record=f"follow-up {followup.id}"
         )
     except errors.MappingError as error:
-        sync.quarantine(FLOW, followup.id, error, followup.model_dump(mode="json"), **ids)
+        sync.quarantine(FLOW, followup.id, error, _raw(followup), **ids)
         report.quarantined += 1
         return True
     current = sync.links.by_agency_id(followup.complaint_id)
@@ -124,3 +136,24 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
             ):  # so the intake pass does not act on the same change again
                 sync.links.update(link.lapor_id, agency_status=followup.status_after)
     return True
+
+
+def _raw(followup: m.AgencyFollowUp) -> dict[str, object]:
+    """What a quarantine entry keeps of a follow-up: where to find it again, not its text."""
+    return {"id": followup.id, "complaint_id": followup.complaint_id, "author": followup.author}
+
+
+def resync_agency_followup(
+    sync: Sync, complaint_id: str, followup_id: str, report: FollowupsReport | None = None
+) -> FollowupsReport:
+    """Post one agency follow-up now, from the agency's current data (a replay after a fix)."""
+    report = report or FollowupsReport()
+    for followup in sync.agency.followups(complaint_id):
+        if followup.id == followup_id:
+            before = report.quarantined
+            push_followup(sync, followup, report)
+            if report.quarantined == before and not sync.dry_run:
+                with sync.store.transaction():
+                    sync.store.release(FLOW, followup_id)
+            return report
+    return report

@@ -97,10 +97,18 @@ def sync_complaint(
             _create(sync, summary, report)
         else:
             _update(sync, summary, link, report)
-    except (errors.MappingError, errors.MalformedRecord) as error:
+    except (errors.MappingError, errors.RecordError, errors.NotFound) as error:
+        # A bad record, a mapping gap, or a complaint LAPOR! no longer finds (404): set aside
+        # with the reason; the rest of the run goes on.
         sync.quarantine(FLOW, str(summary.lapor_id), error, summary.model_dump(mode="json"),
                         lapor_id=summary.lapor_id, tracking_id=summary.tracking_id)  # fmt: skip
         report.quarantined += 1
+        return
+    except errors.NotDisposed:
+        # 403 on its detail or replies: it left us since the listing was read.
+        if link is not None:
+            mark_redisposed(sync, summary.lapor_id)
+        report.skipped += 1
         return
     with sync.store.transaction():
         sync.store.release(FLOW, str(summary.lapor_id))
@@ -180,18 +188,25 @@ def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inbound
         return
     patch: dict[str, object] = {}
     redisposed = summary.disposition_id != sync.institution_id
+    disposed_back = not redisposed and link.disposed_away
     if redisposed and not link.disposed_away:
         status = sync.mappings.status_when_redisposed()
-        with sync.store.transaction():
-            sync.links.mark_disposed_away(summary.lapor_id)
+        if not sync.dry_run:
+            with sync.store.transaction():
+                sync.links.mark_disposed_away(summary.lapor_id)
         if status is not None:
             patch["status"] = status
     elif not redisposed:
         status = sync.mappings.status_to_agency(summary.status, record=record)
-        if status != link.agency_status and not sync.mappings.is_backwards_agency(
-            link.agency_status, status
+        if status != link.agency_status and (
+            disposed_back or not sync.mappings.is_backwards_agency(link.agency_status, status)
         ):
+            # Disposed back to us, the agency's "dialihkan" gives way to LAPOR!'s status.
             patch["status"] = status
+        if disposed_back and not sync.dry_run:
+            with sync.store.transaction():
+                sync.links.clear_disposed_away(summary.lapor_id)
+            log.info("complaint_disposed_back", lapor_id=summary.lapor_id)
     if summary.is_secret:  # flags only ever go up: never downgrade rahasia or anonim
         patch["is_secret"] = True
     if summary.is_anonymous:
@@ -223,6 +238,43 @@ def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inbound
         if (outcome is not None and outcome.state == "done") or sync.dry_run:
             report.updated += 1
         _replies(sync, summary, link, report)
+        if disposed_back and not sync.dry_run:
+            _push_held_followups(sync, link.agency_id)
+
+
+def _push_held_followups(sync: Sync, agency_id: str) -> None:
+    """Post the agency's follow-ups that waited while the complaint was disposed elsewhere."""
+    from connector.flows.followups_out import FollowupsReport, push_followup
+
+    for followup in sync.agency.followups(agency_id):
+        push_followup(sync, followup, FollowupsReport())
+
+
+def mark_redisposed(sync: Sync, lapor_id: int) -> None:
+    """A complaint LAPOR! no longer shows us (403): mark it and give the agency the mapped
+    status (``redisposed`` in statuses.yaml, "dialihkan"), through the outbox."""
+    link = sync.links.by_lapor_id(lapor_id)
+    if link is None or link.disposed_away or sync.dry_run:
+        return
+    with sync.store.transaction():
+        sync.links.mark_disposed_away(lapor_id)
+    status = sync.mappings.status_when_redisposed()
+    if status is None or link.agency_id is None:
+        return
+    sync.write(
+        key=f"agency.redisposed:{lapor_id}:{sync.clock.now().isoformat()}",
+        flow=FLOW,
+        target="agency",
+        operation="agency_update_complaint",
+        subject=link.tracking_id or str(lapor_id),
+        payload={
+            "agency_id": link.agency_id,
+            "patch": {"status": status},
+            "lapor_id": lapor_id,
+            "_fields": ["status"],
+        },
+        lookup={"lapor_id": lapor_id, "tracking_id": link.tracking_id, "agency_id": link.agency_id},
+    )
 
 
 def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> None:

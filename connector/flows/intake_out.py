@@ -61,7 +61,17 @@ def file_complaint(sync: Sync, complaint: m.AgencyComplaint, report: IntakeRepor
     if link is None:
         try:
             new = _translate(sync, complaint)
-        except (errors.MappingError, errors.MalformedRecord) as error:
+            problems = sync.lapor.complaint_problems(
+                new, [(a.file_name, a.size) for a in complaint.attachments]
+            )
+            if problems:
+                raise errors.RecordNotSendable(
+                    f"agency complaint {complaint.id} would be refused by LAPOR!; fix it in the "
+                    "agency system, then run lapor-connector quarantine retry",
+                    problems,
+                    record_id=complaint.id,
+                )
+        except (errors.MappingError, errors.RecordError) as error:
             sync.quarantine(
                 FLOW,
                 complaint.id,
@@ -159,6 +169,13 @@ def resync_agency_complaint(
     """File one agency complaint now (an operator's resync, or a replay after a fix)."""
     report = report or IntakeReport()
     complaint = sync.agency.complaint(agency_id)
+    earlier = sync.outbox.get(f"lapor.create:{agency_id}")
+    if earlier is not None and earlier.state == "acknowledged" and not sync.dry_run:
+        # Filed again on request after an operator gave up on it: only if LAPOR! has none.
+        found = sync.lapor.find_created(agency_id)
+        if found is None:
+            with sync.store.transaction():
+                sync.outbox.resolve(earlier, "set aside: filed again on request", set_aside=True)
     file_complaint(sync, complaint, report)
     if sync.links.by_agency_id(agency_id) is not None:
         with sync.store.transaction():

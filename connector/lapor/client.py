@@ -46,6 +46,22 @@ class LaporClient:
         #: LAPOR! status values outside the known lifecycle, as the mappings say (statuses.yaml).
         self.status_aliases: dict[str, m.ComplaintStatus] = {}
 
+    # --- what LAPOR! would refuse, checked before a write is sent ------------------------
+
+    @staticmethod
+    def complaint_problems(
+        complaint: m.NewComplaint, files: Sequence[tuple[str, int | None]] = ()
+    ) -> list[FieldProblem]:
+        """Why LAPOR! would refuse this create (C7) and its attachments (C8); [] if it would not."""
+        return wire.complaint_problems(complaint) + (
+            wire.attachment_problems(files) if files else []
+        )
+
+    @staticmethod
+    def followup_problems(content: str) -> list[FieldProblem]:
+        """Why LAPOR! would refuse a follow-up (C4) with this content; [] if it would not."""
+        return wire.followup_problems(content)
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self.transport.close()

@@ -121,7 +121,9 @@ class LaporTransport:
         except errors.ServiceUnavailable as error:
             if not error.sent:
                 raise
-            raise errors.AmbiguousOutcome(str(error), operation=operation, lookup=lookup) from None
+            raise errors.AmbiguousOutcome(
+                str(error), operation=operation, lookup=lookup, answered=error.answered
+            ) from None
         return self._decode(response, "POST", path, write=write)
 
     # --- machinery -----------------------------------------------------------------------
@@ -197,7 +199,7 @@ class LaporTransport:
             ]
             raise errors.RecordRejected(label, problems)
         if status >= 500:
-            raise errors.ServiceUnavailable(label)
+            raise errors.ServiceUnavailable(label, answered=True)
         raise errors.ProtocolError(f"{label}: not an answer the contract allows")
 
     def _decode(
@@ -213,14 +215,20 @@ class LaporTransport:
         if body is None:
             message = f"{label}: the answer is not JSON"
             if write is not None:
-                raise errors.AmbiguousOutcome(message, operation=write[0], lookup=write[1])
-            raise errors.ServiceUnavailable(message)
+                raise errors.AmbiguousOutcome(
+                    message, operation=write[0], lookup=write[1], answered=True
+                )
+            raise errors.ServiceUnavailable(message, answered=True)
         if wire.is_soft_error(body):
             code = wire.error_body(body).code
-            # The service said the request failed, so a write was not applied.
-            raise errors.ServiceUnavailable(
-                f"{label} with a failure status ({code or 'no code'})", sent=True
-            )
+            message = f"{label} with a failure status ({code or 'no code'})"
+            if write is not None:
+                # "Failed" in a 200 says nothing certain about a write LAPOR! may have applied
+                # before failing: the outcome is unknown, and it is looked up before a re-send.
+                raise errors.AmbiguousOutcome(
+                    message, operation=write[0], lookup=write[1], answered=True
+                )
+            raise errors.ServiceUnavailable(message, sent=True, answered=True)
         return body
 
 

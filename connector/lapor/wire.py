@@ -1045,3 +1045,328 @@ def upload_parts(files: Sequence[tuple[str, bytes, str]]) -> Parts:
     return [
         ("attachments[]", (name, content, content_type)) for name, content, content_type in files
     ]
+
+
+# --- what LAPOR! accepts: checked before a write is sent ----------------------------------------
+
+UPLOAD_TYPES = frozenset({"jpg", "jpeg", "png", "pdf", "doc", "docx", "xls", "xlsx"})  # [OBS]
+MAX_UPLOAD_FILES = 10  # [INF]
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # [INF] 10 MB a file
+
+
+def complaint_problems(complaint: m.NewComplaint) -> list[FieldProblem]:
+    """What LAPOR! would refuse in a C7 create (required fields, types, a reporter account)."""
+    problems = []
+    for name, value in (("title", complaint.title), ("content", complaint.content)):
+        if not value.strip():
+            problems.append(FieldProblem(name, "LAPOR! requires it; fill it in the agency system"))
+    for name, number in (
+        ("channel", complaint.channel_id),
+        ("classification_id", complaint.classification_id),
+        ("category_id", complaint.category_id),
+        ("location_id", complaint.location_id),
+    ):
+        if number <= 0:
+            problems.append(
+                FieldProblem(name, "LAPOR! requires a positive id; check the mapping that gives it")
+            )
+    reporter = complaint.reporter
+    if complaint.user_id is None and not (
+        reporter is not None and reporter.name and (reporter.email or reporter.phone)
+    ):
+        problems.append(
+            FieldProblem(
+                "nameUser",
+                "a new reporter account needs a name and an e-mail or phone; complete the "
+                "reporter in the agency system, or set lapor.intake_user_id",
+            )
+        )
+    return problems
+
+
+def followup_problems(content: str) -> list[FieldProblem]:
+    """What LAPOR! would refuse in a C4 follow-up: content of 1 to 5000 characters [OBS]."""
+    if not content.strip():
+        return [FieldProblem("content", "LAPOR! refuses an empty follow-up; write its text")]
+    if len(content) > MAX_FOLLOWUP_CHARS:
+        return [
+            FieldProblem(
+                "content",
+                f"{len(content)} characters, LAPOR! takes at most {MAX_FOLLOWUP_CHARS}; "
+                "shorten it or split it into two follow-ups",
+            )
+        ]
+    return []
+
+
+def attachment_problems(files: Sequence[tuple[str, int | None]]) -> list[FieldProblem]:
+    """What LAPOR! would refuse in a C8 upload: (file name, size in bytes or None) each."""
+    problems = []
+    if len(files) > MAX_UPLOAD_FILES:
+        problems.append(
+            FieldProblem("attachments", f"{len(files)} files, LAPOR! takes {MAX_UPLOAD_FILES}")
+        )
+    for index, (name, size) in enumerate(files):
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if extension not in UPLOAD_TYPES:
+            problems.append(
+                FieldProblem(
+                    f"attachments[{index}]",
+                    f"type .{extension or '?'} is not accepted by LAPOR! (only "
+                    f"{', '.join(sorted(UPLOAD_TYPES))}); convert it or remove it",
+                )
+            )
+        if size is not None and size > MAX_UPLOAD_BYTES:
+            problems.append(
+                FieldProblem(
+                    f"attachments[{index}]",
+                    f"{size // 2**20} MB, LAPOR! takes at most {MAX_UPLOAD_BYTES // 2**20} MB",
+                )
+            )
+    return problems
+
+
+# --- what the probe expects ----------------------------------------------------------------
+#
+# ``lapor-connector probe`` compares what the real service sends with this reading of the
+# contract. A JSON path names a field: ``results.data[].created_at`` is ``created_at`` of every
+# item of ``results.data``; ``[]`` alone is an item of a bare array (legacy gettopics). A kind
+# ending in " or null" is optional: null is expected, missing or ``""`` is understood but differs.
+
+_PAGED = {
+    "status": "boolean",
+    "message": "string",
+    "results": "object",
+    "results.data": "list",
+    "results.current_page": "integer",
+    "results.per_page": "integer",
+    "results.total": "integer",
+    "results.next_page_url": "string or null",
+}
+_UNPAGED = {"status": "boolean", "message": "string", "results": "object", "results.data": "list"}
+_ATTACHMENT = {
+    "[]": "object",
+    "[].id": "integer",
+    "[].file_name": "string",
+    "[].extension": "string or null",
+    "[].path": "string or null",
+}
+_COMPLAINT = {
+    "id": "integer",
+    "tracking_id": "numeric string",  # [OBS]
+    "title": "string",
+    "channel": "integer or null",
+    "classification_id": "integer or null",
+    "category_id": "integer or null",
+    "location_id": "integer or null",
+    "is_secret": "boolean",
+    "is_anonymous": "boolean",
+    "status_code": "string or null",  # [INF]
+    "status_name": "string or null",
+    "disposition_id": "integer or null",
+    "disposition_name": "string or null",
+    "external_ref": "string or null",  # [INF]
+    "created_at": "timestamp:dmy",  # [OBS]
+    "updated_at": "timestamp:iso",  # [INF]
+    "deadlines": "object or null",  # [INF]
+    "deadlines.verify_by": "deadline or null",
+    "deadlines.first_followup_by": "deadline or null",
+    "deadlines.auto_close_at": "deadline or null",
+    "deadlines.overdue": "boolean",
+}
+_DETAIL = {
+    **_COMPLAINT,
+    "content": "string",
+    "date_of_incident": "date or null",
+    "tags_raw": "string or null",
+    "reporter": "object or null",  # null when anonymous [INF]
+    "reporter.name": "string or null",
+    "reporter.email": "string or null",
+    "reporter.phone": "string or null",
+    "status_logs": "list",
+    "status_logs[]": "object",
+    "status_logs[].note": "string",
+    "status_logs[].timestamp": "timestamp:dmy",
+    "attachments": "list",
+    **{"attachments" + k: v for k, v in _ATTACHMENT.items()},
+}
+_DATA_LOG = {
+    "id": "integer",
+    "date": "timestamp:dmy",  # [OBS]
+    "template_code": "string",
+    "content": "string",
+    "institution_from_name": "string or null",
+    "institution_to_name": "string or null",
+    "data": "string or null",  # [OBS] a JSON string
+    "attachments": "list",
+    **{"attachments" + k: v for k, v in _ATTACHMENT.items()},
+}
+_FOLLOWUP = {
+    "id": "integer",
+    "created_at": "timestamp:dmy",  # [OBS]
+    "content": "string",
+    "template_code": "string or null",
+    "institution_from_name": "string or null",
+    "institution_to_name": "string or null",
+    "is_secret": "boolean",
+    "attachments": "list",
+    **{"attachments" + k: v for k, v in _ATTACHMENT.items()},
+    "author_type": "string or null",  # [INF]
+}
+
+
+_UPLOADED = {"": "list", "[]": "object", "[].id": "integer", "[].file_name": "string"}
+
+
+def _under(prefix: str, fields: Mapping[str, str]) -> dict[str, str]:
+    return {f"{prefix}.{name}": kind for name, kind in fields.items()}
+
+
+def _items(fields: Mapping[str, str]) -> dict[str, str]:
+    return {"results.data[]": "object", **_under("results.data[]", fields)}
+
+
+#: Endpoint -> {JSON path: expected kind}: the contract as this module reads it.
+EXPECTED: dict[str, dict[str, str]] = {
+    "categories": {
+        **_PAGED,
+        **_items({"id": "integer", "parent_id": "integer", "name": "string"}),
+    },
+    "institutions": {
+        **_PAGED,
+        **_items({"id": "integer", "name": "string", "parent_id": "integer or null"}),
+    },
+    "templates": {
+        **_PAGED,
+        **_items(
+            {
+                "template_code": "string",
+                "title": "string",
+                "type": "string or null",
+                "content": "string",
+            }
+        ),
+    },
+    "statuses": {**_UNPAGED, **_items({"code": "string or null", "name": "string"})},
+    "classifications": {**_UNPAGED, **_items({"id": "integer", "name": "string"})},
+    "topics": {  # [OBS] a bare array of strings
+        "": "list",
+        "[]": "object",
+        "[].id": "numeric string",
+        "[].parent": "numeric string",
+        "[].topic_name": "string",
+    },
+    "inbox": {**_PAGED, "results.server_time": "timestamp:iso", **_items(_COMPLAINT)},
+    "complaint": {
+        "status": "boolean",
+        "message": "string",
+        "results": "object",
+        "results.data": "object",
+        **_under("results.data", _DETAIL),
+        "results.data_logs": "list",
+        "results.data_logs[]": "object",
+        **_under("results.data_logs[]", _DATA_LOG),
+    },
+    "followups": {**_PAGED, **_items(_FOLLOWUP)},
+    "upload": {
+        "status": "boolean",
+        "message": "string",
+        "results": "object",
+        **{
+            f"results.{key}{path}": kind
+            for key in ("images", "docs")
+            for path, kind in _UPLOADED.items()
+        },
+    },
+    "create": {  # [OBS] the id comes back three ways
+        "status": "boolean",
+        "message": "string",
+        "complaint_id": "integer",
+        "data": "object",
+        "data.complaint_id": "integer",
+        "results": "object",
+        "results.complaint": "object",
+        "results.complaint.id": "integer",
+        "results.complaint.tracking_id": "numeric string",
+        "results.complaint.status_name": "string",
+    },
+    "followup_add": {
+        "status": "boolean",
+        "message": "string",
+        "results": "object",
+        "results.data": "object",
+        "results.data.id": "integer",
+        "results.data.complaint_id": "integer",
+        "results.data.created_at": "timestamp:dmy",
+    },
+}
+
+#: JSON paths of personal data (the reporter): the probe shows their kind, never a value.
+PERSONAL = frozenset(
+    {
+        "results.data.reporter",
+        "results.data.reporter.name",
+        "results.data.reporter.email",
+        "results.data.reporter.phone",
+    }
+)
+
+
+def is_personal(path: str) -> bool:
+    """True for a personal field's path, or any path under one (anything under ``reporter``)."""
+    return any(path == p or path.startswith((p + ".", p + "[")) for p in PERSONAL) or (
+        ".reporter." in f".{path}."
+    )
+
+
+def observed_kind(value: object) -> str:
+    """The kind of a raw JSON value, in the probe's words; never the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "0/1 integer" if value in (0, 1) else "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "list"
+    if not isinstance(value, str):
+        return type(value).__name__
+    text = value.strip()
+    if not text:
+        return "empty string"
+    if text in ("0", "1"):
+        return '"0"/"1" string'
+    if text.lower() in ("true", "false"):
+        return '"true"/"false" string'
+    if text.lstrip("-").isdigit():
+        return "numeric string"
+    shape = timestamp_format(text)
+    if shape is not None:
+        return {"wib": "timestamp:dmy", "iso": "timestamp:iso", "date": "date"}[shape]
+    if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
+        return "timestamp:naive"  # no offset: the moment it names is unknown
+    return "string"
+
+
+_STRING_KINDS = frozenset(
+    {"string", "empty string", "numeric string", '"0"/"1" string', '"true"/"false" string',
+     "timestamp:dmy", "timestamp:iso", "timestamp:naive", "date"}
+)  # fmt: skip
+_MATCHES = {
+    "integer": frozenset({"integer", "0/1 integer"}),
+    "string": _STRING_KINDS,
+    "numeric string": frozenset({"numeric string", '"0"/"1" string'}),
+    "deadline": frozenset({"timestamp:iso", "date"}),  # [INF] bare dates allowed
+}
+
+
+def kind_matches(expected: str, observed: str) -> bool:
+    """Whether a value of kind ``observed`` is exactly what ``expected`` names (no tolerance)."""
+    base = expected.removesuffix(" or null")
+    if observed == "null":
+        return base != expected
+    return observed in _MATCHES.get(base, frozenset({base}))

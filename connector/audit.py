@@ -27,7 +27,7 @@ from typing import IO, Any, Literal
 from connector.state import StateStore
 
 GENESIS = "0" * 64
-OUTCOMES = ("ok", "failed", "ambiguous", "quarantined", "skipped", "dead")
+OUTCOMES = ("ok", "failed", "ambiguous", "quarantined", "skipped", "not_applicable", "dead")
 Direction = Literal["inbound", "outbound", "local"]
 
 

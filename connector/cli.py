@@ -142,6 +142,79 @@ def masters(config_path: Path, kind: str) -> None:
     Console().print(records_table(f"LAPOR! {kind}", columns, rows))
 
 
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document, not tables.")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Also upload a file, create one test complaint and add one follow-up (sandbox only).",
+)
+@click.option(
+    "--i-know-this-is-production",
+    "production_ok",
+    is_flag=True,
+    help="Allow --write against a base URL that is not the sandbox or a local simulator.",
+)
+def probe(config_path: Path, as_json: bool, write: bool, production_ok: bool) -> None:
+    """Compare what LAPOR! really sends with the connector's reading of the contract.
+
+    Reads one page of every endpoint and says, per field path, "as expected", "understood,
+    but differs" or "not understood" (exit code 6). Only paths and kinds are shown, never a
+    value.
+
+    \b
+    Example:
+      lapor-connector probe --config config.yaml
+      lapor-connector probe --json > probe.json
+      lapor-connector probe --write        # against the sandbox base URL
+    """
+    import json
+
+    from connector import errors
+    from connector.lapor.client import LaporClient
+    from connector.mappings import load_mappings
+    from connector.probe import probe as run_probe
+    from connector.probe import probe_tables, write_allowed
+
+    settings = load_configured(config_path)
+    if write and not write_allowed(settings.lapor.base_url, production_ok=production_ok):
+        raise click.UsageError(
+            f"--write creates a real complaint; {settings.lapor.base_url} is not the sandbox "
+            "base URL or a local simulator. Point lapor.base_url at the sandbox, or add "
+            "--i-know-this-is-production."
+        )
+    location = None
+    if write:
+        try:
+            location = load_mappings(settings.mappings.path).location_for_unit(None)
+        except errors.ConnectorError:
+            location = None  # the inbox's first complaint may still name one
+    clock = SystemClock()
+    with LaporClient(settings.lapor, clock) as client:
+        report = run_probe(
+            client, settings.lapor, now=clock.now(), write=write, location_id=location
+        )
+    summary = report.summary()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        console = Console()
+        for table in probe_tables(report):
+            console.print(table)
+        console.print(
+            f"{summary['as_expected']} as expected, {summary['differs']} understood but "
+            f"differ, {summary['not_understood']} not understood, {summary['ignored']} "
+            "unknown fields ignored",
+            markup=False,
+        )
+    if report.needs_attention:
+        raise errors.ReconcileError(
+            f"probe: {summary['not_understood']} field(s) or endpoint(s) not understood; "
+            "report their paths and observed kinds (never values) to the maintainers"
+        )
+
+
 @cli.group(cls=ConnectorGroup)
 def simulate() -> None:
     """Run a bundled simulator (for tests and demos; never part of LAPOR!)."""

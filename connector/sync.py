@@ -216,7 +216,11 @@ class Sync:
             log.warning("forbidden_but_still_disposed", subject=item.subject, lapor_id=lapor_id)
             return
         with self.store.transaction():
-            self.outbox.resolve(item, "not_applicable: the complaint is no longer disposed to us")
+            # Refused, so never applied: the key is freed, and the write is made afresh if
+            # LAPOR! disposes the complaint back (its held follow-ups are posted then).
+            self.outbox.resolve(
+                item, "not_applicable: the complaint is no longer disposed to us", set_aside=True
+            )
             self.record(flow=item.flow, direction=_direction(item), action=item.operation,
                         outcome="not_applicable", error_code=_code(error), **_ids(item, {}))  # fmt: skip
         if lapor_id is None:

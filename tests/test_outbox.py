@@ -134,7 +134,9 @@ def test_unanswered_write_not_found_waits_its_backoff_before_a_resend(
     lost = errors.AmbiguousOutcome("timed out", operation="create_complaint", lookup={})
     outbox.attempt(item, lambda: remote.send(item.key, lost), lambda: remote.lookup(item.key))
     (again,) = outbox.due()
-    waiting = outbox.attempt(again, lambda: remote.send(again.key), lambda: remote.lookup(again.key))
+    waiting = outbox.attempt(
+        again, lambda: remote.send(again.key), lambda: remote.lookup(again.key)
+    )
     assert (waiting.state, remote.sends, remote.lookups) == ("in_flight", 1, 1)
     clock.advance(61)
     (again,) = outbox.due()
@@ -147,9 +149,7 @@ def test_answered_write_not_found_is_sent_again_at_the_next_run(store: StateStor
     lookup finds nothing, the write is sent again at once (no 60 s wait)."""
     outbox, remote = Outbox(store), Remote()
     item = intent(outbox)
-    failed = errors.AmbiguousOutcome(
-        "502", operation="create_complaint", lookup={}, answered=True
-    )
+    failed = errors.AmbiguousOutcome("502", operation="create_complaint", lookup={}, answered=True)
     outbox.attempt(item, lambda: remote.send(item.key, failed), lambda: remote.lookup(item.key))
     (again,) = outbox.due()
     done = outbox.attempt(again, lambda: remote.send(again.key), lambda: remote.lookup(again.key))

@@ -286,8 +286,9 @@ def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inboun
             continue
         if sync.links.followup_linked(lapor_followup_id=item.id):
             continue
+        # A reply on a rahasia complaint stays rahasia, whatever the item's own flag says.
         new = m.NewAgencyFollowUp(author=_REPLY_AUTHORS[item.author], content=item.content,
-                                  is_secret=item.is_secret, lapor_followup_id=item.id)  # fmt: skip
+                                  is_secret=item.is_secret or summary.is_secret, lapor_followup_id=item.id)  # fmt: skip
         outcome = sync.write(
             key=f"agency.followup:{item.id}",
             flow=FLOW,

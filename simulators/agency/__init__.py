@@ -110,11 +110,20 @@ class AgencyControl:
         return str(self._call("POST", "complaints", fields)["id"])
 
     def add_staff_followup(
-        self, complaint_id: str, content: str, status_after: str | None = None
+        self,
+        complaint_id: str,
+        content: str,
+        status_after: str | None = None,
+        *,
+        is_secret: bool = False,
     ) -> str:
         """An officer writes a tindak lanjut, optionally moving the status."""
-        body = {"content": content, "status_after": status_after}
+        body = {"content": content, "status_after": status_after, "is_secret": is_secret}
         return str(self._call("POST", f"complaints/{complaint_id}/followups", body)["id"])
+
+    def edit(self, complaint_id: str, **fields: Any) -> None:
+        """An officer edits a complaint (title, content, category, unit, flags...)."""
+        self._call("POST", f"complaints/{complaint_id}/edit", fields)
 
     def set_status(self, complaint_id: str, status: str) -> None:
         self._call("POST", f"complaints/{complaint_id}/status", {"status": status})

@@ -280,9 +280,11 @@ class Handler(BaseHTTPRequestHandler):
                     store.complaint_json(r)
                     for r in store.db.execute("SELECT * FROM complaints ORDER BY seq").fetchall()
                 ]
-            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status)", path)
+            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status|edit)", path)
             if method == "POST" and match and match.group(2) == "followups":
                 return store.add_followup(match.group(1), {"author": "agency", **body})
+            if method == "POST" and match and match.group(2) == "edit":
+                return store.patch_complaint(match.group(1), body, None)
             if method == "POST" and match:
                 return store.patch_complaint(match.group(1), {"status": body.get("status")}, None)
         raise AgencyError(404, "NOT_FOUND", f"no control route {method} {path}")

@@ -329,3 +329,35 @@ def test_secret_reply_from_lapor_reaches_the_agency_as_secret(
     agency_id = agency_linked(agency_control)[lapor_id]["id"]
     replies = [f for f in adapter.followups(agency_id) if f.content == "Balasan pelapor rahasia."]
     assert [(f.author, f.is_secret) for f in replies] == [("reporter", True)]
+
+
+def test_create_whose_answer_was_lost_gets_its_tracking_id_written_back_next_run(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl,
+) -> None:  # fmt: skip
+    """Commit-then-drop on C7: the next run finds the complaint by external_ref and writes the
+    LAPOR! ids back to the agency at once, though the agency record did not change."""
+    sync = make_sync(intake_user_id=1)
+    run_intake_out(sync)  # the seeded ones, so the cursor is past them
+    agency_id = agency_control.add_internal_complaint(
+        channel="web", title="Sertifikat ganda", content="Dua sertifikat.", category_code="PTN-SRT",
+        unit_code="KANTAH-BDG", report_to_lapor=True, reporter=None, is_anonymous=True,
+    )  # fmt: skip
+    control.add_fault("create", "drop_after_commit", count=1)
+    run_intake_out(sync)
+    (filed,) = [c for c in sim.state.complaints.values() if c["external_ref"] == agency_id]
+    # While LAPOR!'s inbox is down the lookup fails, and the agency cursor moves past the
+    # complaint (a later one arrives), so only the lookup itself can bring the ids back.
+    agency_control.add_internal_complaint(
+        channel="counter", title="Lain", content="Tidak untuk LAPOR!.", category_code="PTN-SRT",
+        unit_code="KANTAH-BDG", report_to_lapor=False, reporter=None, is_anonymous=True,
+    )  # fmt: skip
+    control.add_fault("inbox", "server_error", count=100)
+    run_intake_out(sync)
+    control.clear_faults()
+    agency = next(c for c in agency_control.complaints() if c["id"] == agency_id)
+    assert agency["lapor"] is None
+    run_intake_out(sync)
+    agency = next(c for c in agency_control.complaints() if c["id"] == agency_id)
+    assert agency["lapor"]["tracking_id"] == filed["tracking_id"]
+    assert len([c for c in sim.state.complaints.values() if c["external_ref"] == agency_id]) == 1

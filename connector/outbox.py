@@ -267,10 +267,13 @@ class Outbox:
         retry_after = getattr(error, "retry_after", None)
         if retry_after:
             delay = max(delay, timedelta(seconds=retry_after))
-        if keep_in_flight and getattr(error, "answered", False):
-            # The service answered, so it is done with the request: the next run's lookup is
-            # conclusive and, if it finds nothing, the write is sent again at once.
-            delay = timedelta(0)
+        if keep_in_flight:
+            # In doubt, the write is looked up every run anyway; the delay only holds back a
+            # re-send. The service answered (5xx, soft error): it is done with the request, so a
+            # lookup that finds nothing means not applied, and it is sent again at once. No
+            # answer (a timeout): give the service one settle time to finish applying it; not
+            # growing with the attempts, so a storm of timeouts is over within a few cycles.
+            delay = timedelta(0) if getattr(error, "answered", False) else self.first_delay
         with self.store.transaction():
             self._set(
                 item,

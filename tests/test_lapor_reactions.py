@@ -361,3 +361,39 @@ def test_create_whose_answer_was_lost_gets_its_tracking_id_written_back_next_run
     agency = next(c for c in agency_control.complaints() if c["id"] == agency_id)
     assert agency["lapor"]["tracking_id"] == filed["tracking_id"]
     assert len([c for c in sim.state.complaints.values() if c["external_ref"] == agency_id]) == 1
+
+
+def test_three_clean_cycles_after_a_fault_storm_leave_nothing_in_flight(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl, clock: Any,
+) -> None:  # fmt: skip
+    """Follow-ups posted through 5xx, soft errors and commit-then-drop: within three clean
+    cycles (60 s apart, the daemon's default) each is on LAPOR! exactly once, nothing is in
+    doubt, and a fourth cycle writes nothing."""
+    sync = make_sync()
+    run_inbound(sync)
+    lapor_id, agency_id = linked_in_process(sim, agency_control)
+    texts = [f"Tindak lanjut {n}." for n in range(6)]
+    for text in texts:
+        agency_control.add_staff_followup(agency_id, text)
+    for mode in (
+        "bad_gateway",
+        "drop_after_commit",
+        "soft_error",
+        "unavailable",
+        "drop_after_commit",
+    ):
+        control.add_fault("followup_add", mode, count=1)
+    for _ in range(3):
+        run_followups_out(sync)
+        clock.advance(5)
+    control.clear_faults()
+    for _ in range(3):
+        clock.advance(60)
+        run_followups_out(sync)
+    assert [len(posted(sim, lapor_id, text)) for text in texts] == [1] * len(texts)
+    assert "in_flight" not in states(sync)
+    before = control.writes("followup_add")
+    clock.advance(60)
+    run_followups_out(sync)
+    assert control.writes("followup_add") == before

@@ -420,9 +420,11 @@ def _write_checks(
     )  # fmt: skip
     category, classification = first.get("categories"), first.get("classifications")
     if category is None or classification is None or location_id is None:
+        # --write was asked for and not done: that needs attention (exit 6), not a quiet note.
         report.endpoints.append(EndpointReport(
             "create", f"POST {wire.CREATE_COMPLAINT}",
-            note="skipped: no category, classification or location known (C4 skipped too)",
+            error="not sent: no category, classification or location known (C4 not sent "
+            "either); set default_location in mappings/units.yaml",
         ))  # fmt: skip
         return
     stamp = now.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S")

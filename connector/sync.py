@@ -175,10 +175,20 @@ class Sync:
         value = item.payload.get("complaint_id", item.lookup.get("lapor_id"))
         return value if isinstance(value, int) else None
 
+    def _reread(self, lapor_id: int | None) -> m.Complaint | None:
+        """The complaint's detail after a refusal, or None when it cannot be read now (the
+        next inbound pass brings the agency to LAPOR!'s state then)."""
+        if lapor_id is None:
+            return None
+        try:
+            return self.lapor.complaint(lapor_id)
+        except (errors.ReconcileError, errors.RetriableError, errors.RecordError):
+            return None
+
     def _resolve_conflict(self, item: OutboxItem, error: errors.Conflict) -> None:
         """409: re-read the complaint, bring the agency to LAPOR!'s state, resolve the write."""
         lapor_id = self._lapor_id(item)
-        detail = self.lapor.complaint(lapor_id) if lapor_id is not None else None
+        detail = self._reread(lapor_id)
         expected = item.payload.get("expect_status")
         done = detail is not None and expected is not None and detail.status.value == expected
         resolution = (
@@ -202,11 +212,14 @@ class Sync:
     def _resolve_not_disposed(self, item: OutboxItem, error: errors.NotDisposed) -> None:
         """403: confirm by the complaint's detail, then mark it re-disposed and tell the agency."""
         lapor_id = self._lapor_id(item)
-        detail: m.Complaint | None = None
         try:
             detail = self.lapor.complaint(lapor_id) if lapor_id is not None else None
         except (errors.NotDisposed, errors.NotFound):
             detail = None  # not even visible any more: it left us
+        except errors.RetriableError:
+            # Not confirmed either way: send it again later rather than guess.
+            self.outbox.requeue(item, self.outbox.first_delay)
+            return
         if detail is not None and detail.disposition_id == self.institution_id:
             # LAPOR!'s own detail says it is still ours: the 403 is not a re-disposition.
             self.outbox.requeue(item, self.outbox.first_delay)
@@ -249,13 +262,9 @@ class Sync:
         log.warning("write_rejected", flow=item.flow, operation=item.operation,
                     subject=item.subject, fields=[p.path for p in error.problems])  # fmt: skip
 
-    def drain(self, flow: str) -> int:
+    def drain(self, flow: str) -> list[Outcome]:
         """Finish this flow's due writes (retries, and writes interrupted by a crash) first."""
-        count = 0
-        for item in self.outbox.due(flow=flow):
-            self.execute(item)
-            count += 1
-        return count
+        return [self.execute(item) for item in self.outbox.due(flow=flow)]
 
 
 def lapor_state(

@@ -22,7 +22,7 @@ from connector.flows.inbound import InboundReport, resync_complaint, run_inbound
 from connector.flows.intake_out import IntakeReport, resync_agency_complaint
 from connector.mappings import check_mappings, load_mappings
 from connector.outbox import Outbox
-from connector.state import StateStore
+from connector.state import QuarantineEntry, StateStore
 from connector.sync import Sync, open_sync
 
 
@@ -123,14 +123,15 @@ def _retry_failed(sync: Sync) -> None:
             if refreshed is not None:
                 sync.execute(refreshed)
     for entry in track(entries, description="quarantined", console=Console(stderr=True)):
-        _replay(sync, entry.source, entry.record_id, inbound, intake)
+        _replay(sync, entry, inbound, intake)
     click.echo(f"retried {len(dead)} dead write(s); replayed {len(entries)} quarantined record(s); "
                f"{len(sync.store.quarantined())} still quarantined")  # fmt: skip
 
 
 def _replay(
-    sync: Sync, source: str, record_id: str | None, inbound: InboundReport, intake: IntakeReport
+    sync: Sync, entry: QuarantineEntry, inbound: InboundReport, intake: IntakeReport
 ) -> None:
+    source, record_id = entry.source, entry.record_id
     if not record_id:
         return
     if source == "inbound" and record_id.isdigit():
@@ -138,11 +139,7 @@ def _replay(
     elif source == "intake_out":
         resync_agency_complaint(sync, record_id, intake)
     elif source == "followups_out":
-        entry_raw = next(
-            (e.raw for e in sync.store.quarantined() if (e.source, e.record_id) == (source, record_id)),
-            None,
-        )  # fmt: skip
-        complaint_id = entry_raw.get("complaint_id") if isinstance(entry_raw, dict) else None
+        complaint_id = entry.raw.get("complaint_id") if isinstance(entry.raw, dict) else None
         if isinstance(complaint_id, str):
             resync_agency_followup(sync, complaint_id, record_id)
 
@@ -298,7 +295,7 @@ def quarantine_retry(
                     f"no quarantined record {entry_id}; see `lapor-connector quarantine list`",
                     param_hint="--record",
                 )
-            _replay(sync, entry.source, entry.record_id, InboundReport(), IntakeReport())
+            _replay(sync, entry, InboundReport(), IntakeReport())
         for write_id in writes:
             if not sync.outbox.retry(write_id):
                 raise click.BadParameter(

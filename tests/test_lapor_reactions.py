@@ -79,7 +79,7 @@ def test_soft_error_on_a_followup_is_in_doubt_and_found_not_resent(
     control.add_fault("followup_add", "soft_error", count=5)
     run_followups_out(sync)
     assert len(posted(sim, lapor_id, "Sudah dikoordinasikan.")) == 1
-    assert states(sync) == {"done": states(sync).get("done", 0)}
+    assert set(states(sync)) == {"done"}
 
 
 def test_soft_error_on_a_post_is_an_unknown_outcome(
@@ -397,3 +397,22 @@ def test_three_clean_cycles_after_a_fault_storm_leave_nothing_in_flight(
     clock.advance(60)
     run_followups_out(sync)
     assert control.writes("followup_add") == before
+
+
+def test_409_whose_reread_fails_still_resolves_and_the_run_goes_on(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl,
+) -> None:  # fmt: skip
+    """A 409 followed by a C2 that cannot be read (404) does not crash the run: the refused
+    write is resolved, and the other follow-ups still go out."""
+    sync = make_sync()
+    run_inbound(sync)
+    lapor_id, agency_id = linked_in_process(sim, agency_control)
+    agency_control.add_staff_followup(agency_id, "Ditolak dulu.")
+    agency_control.add_staff_followup(agency_id, "Yang berikutnya.")
+    control.add_fault("followup_add", "conflict", count=1)
+    control.add_fault("complaint", "not_found", count=1)
+    run_followups_out(sync)
+    assert posted(sim, lapor_id, "Ditolak dulu.") == []
+    assert len(posted(sim, lapor_id, "Yang berikutnya.")) == 1
+    assert "dead" not in states(sync)

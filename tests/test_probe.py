@@ -205,3 +205,15 @@ def test_every_probe_endpoint_has_expectations() -> None:
     assert names | {"upload", "create", "followup_add"} == set(wire.EXPECTED)
     assert all(wire.is_personal(path) for path in wire.PERSONAL)
     assert wire.is_personal("results.data.reporter.nik")
+
+
+def test_write_that_cannot_be_sent_needs_attention(
+    sim: LaporSimulator, client: LaporClient
+) -> None:
+    """--write with no location known sends no complaint, and says so with exit 6, not 0."""
+    before = set(sim.state.complaints)
+    settings = make_settings(sim.base_url)
+    report = p.ProbeReport()
+    p._write_checks(client, settings, datetime.now(timezone.utc), {}, None, report)
+    assert report.needs_attention
+    assert set(sim.state.complaints) == before

@@ -39,12 +39,11 @@ class IntakeReport:
 def run_intake_out(sync: Sync) -> IntakeReport:
     """One pass: finish interrupted creates, then file new internal complaints on LAPOR!."""
     report = IntakeReport()
-    for item in sync.outbox.due(flow=FLOW):
-        outcome = sync.execute(item)
-        if outcome.state == "done" and item.operation == "lapor_create_complaint":
+    for outcome in sync.drain(FLOW):
+        if outcome.state == "done" and outcome.item.operation == "lapor_create_complaint":
             # A create whose answer was lost, found by its lookup: write the tracking id back
             # now (the agency's listing will not show this complaint again until it changes).
-            file_complaint(sync, sync.agency.complaint(item.subject), report)
+            file_complaint(sync, sync.agency.complaint(outcome.item.subject), report)
     for page in sync.agency.complaints(sync.store.watermark(FLOW)):
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "agency complaint")
         for complaint in page.items:

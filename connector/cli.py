@@ -48,10 +48,12 @@ def pull(config_path: Path, limit: int) -> None:
     from connector.pull import pull_inbox
     from connector.state import StateStore
     from connector.tables import complaints_table
+    from connector.writer import writer_lock
 
     settings = load_configured(config_path)
     clock = SystemClock()
     with (
+        writer_lock(settings.state.path, "pull"),
         StateStore(settings.state.path, clock) as store,
         LaporClient(settings.lapor, clock) as client,
     ):

@@ -3,7 +3,8 @@
 Exit codes: 0 done; 1 unexpected failure; 2 wrong usage; 3 invalid configuration or mappings;
 4 fatal (credentials refused, or the service broke the contract); 5 a service is unavailable (try
 later); 6 a record or the remote state needs attention (quarantine, re-disposition, conflict);
-7 a write's outcome is unknown (it is looked up before anything is sent again).
+7 a write's outcome is unknown (it is looked up before anything is sent again); 8 another
+connector process is writing with the same state file (one writer per state).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import click
 from connector import errors
 from connector.config import Settings, load_settings
 from connector.logs import configure
+from connector.writer import WriterBusy
 
 EXIT_CODES: tuple[tuple[type[errors.ConnectorError], int], ...] = (
+    (WriterBusy, 8),
     (errors.ConfigError, 3),
     (errors.MappingError, 3),
     (errors.FatalError, 4),

@@ -1,20 +1,16 @@
 """The background service: runs the sync jobs on APScheduler until told to stop.
 
-One daemon per state file (an exclusive lock beside it). Each job runs one instance at a time,
+One writer per state file (``connector.writer``): the daemon holds the lock while it runs. Each job runs one instance at a time,
 missed runs are coalesced, and SIGTERM/SIGINT stop the scheduler after the job in flight ends.
 A fatal error (refused credentials) stops the daemon with an alert instead of retrying forever.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -31,35 +27,9 @@ from connector.mappings import check_mappings
 from connector.pull import pull_inbox
 from connector.state import StateStore
 from connector.sync import open_sync
+from connector.writer import writer_lock
 
 log = get_logger("daemon")
-
-
-class AlreadyRunning(errors.FatalError):
-    """Another daemon holds the state file's lock."""
-
-
-@contextmanager
-def exclusive_lock(state_path: Path) -> Iterator[None]:
-    """Hold ``<state>.lock`` for the block; fail at once if another process holds it."""
-    lock_path = state_path.with_name(state_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = lock_path.open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(
-                f"another connector is already running on {state_path} (lock {lock_path}); "
-                "stop it first, or give this one its own state.path"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
 
 
 class Daemon:
@@ -88,7 +58,7 @@ class Daemon:
     def run_flow(self, name: str) -> None:
         """One run of a flow, with fresh connections (mapping fixes apply without a restart)."""
         # Flows run one at a time: each reads what the others wrote, in a simple order.
-        with self._one_at_a_time, open_sync(self.settings, self.clock) as sync:
+        with self._one_at_a_time, open_sync(self.settings, self.clock, writer=False) as sync:
             report = FLOWS[name](sync)
             log.info(
                 "flow_finished",
@@ -112,7 +82,7 @@ class Daemon:
         if self.settings.agency is None:
             return
         try:
-            with open_sync(self.settings, self.clock) as sync:
+            with open_sync(self.settings, self.clock, writer=False) as sync:
                 problems = check_mappings(
                     sync.mappings,
                     lapor_categories=sync.lapor.categories(),
@@ -135,7 +105,7 @@ class Daemon:
 
     def serve(self, *, max_runs: int | None = None) -> None:
         """Run until stopped (signal, ``stop()``, a fatal error, or ``max_runs`` job runs)."""
-        with exclusive_lock(self.settings.state.path):
+        with writer_lock(self.settings.state.path, "run (the daemon)"):
             scheduler = BackgroundScheduler(
                 job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
             )

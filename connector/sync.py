@@ -10,7 +10,7 @@ done (link, audit entry), so a write interrupted by a crash is finished by the n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from connector.logs import get_logger
 from connector.mappings import Mappings, load_mappings
 from connector.outbox import Outbox, OutboxItem, Outcome, Target
 from connector.state import StateStore
+from connector.writer import writer_lock
 
 log = get_logger("sync")
 
@@ -500,9 +501,19 @@ EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
 
 @contextmanager
 def open_sync(
-    settings: Settings, clock: Clock, *, actor: str = "daemon", dry_run: bool = False
+    settings: Settings,
+    clock: Clock,
+    *,
+    actor: str = "daemon",
+    dry_run: bool = False,
+    writer: bool = True,
 ) -> Iterator[Sync]:
-    """A ready ``Sync`` for the configured systems (closed afterwards)."""
+    """A ready ``Sync`` for the configured systems (closed afterwards).
+
+    With ``writer`` (the default, unless a dry run) it holds the state's writer lock: a second
+    writer is refused with ``WriterBusy``. The daemon takes the lock once for its lifetime and
+    opens its runs with ``writer=False``; read-only callers do too.
+    """
     if settings.agency is None:
         raise errors.ConfigError(
             [
@@ -511,6 +522,7 @@ def open_sync(
         )
     mappings = load_mappings(settings.mappings.path)
     with (
+        writer_lock(settings.state.path, actor) if writer and not dry_run else nullcontext(),
         StateStore(settings.state.path, clock) as store,
         LaporClient(settings.lapor, clock) as lapor,
     ):

@@ -24,6 +24,7 @@ from connector.mappings import check_mappings, load_mappings
 from connector.outbox import Outbox
 from connector.state import QuarantineEntry, StateStore
 from connector.sync import Sync, open_sync
+from connector.writer import writer_lock
 
 
 def _actor(operator: str | None) -> str:
@@ -324,7 +325,10 @@ def quarantine_ack(
       lapor-connector quarantine ack --write 7 --operator siti
     """
     settings = load_configured(config_path)
-    with StateStore(settings.state.path, SystemClock()) as store:
+    with (
+        writer_lock(settings.state.path, "quarantine ack"),
+        StateStore(settings.state.path, SystemClock()) as store,
+    ):
         from connector.audit import AuditLog
 
         audit, outbox = AuditLog(store), Outbox(store)
@@ -361,7 +365,7 @@ def mappings_check(config_path: Path) -> None:
     """
     settings = load_configured(config_path)
     mappings = load_mappings(settings.mappings.path)
-    with open_sync(settings, SystemClock()) as sync:
+    with open_sync(settings, SystemClock(), writer=False) as sync:
         problems = check_mappings(
             mappings,
             lapor_categories=sync.lapor.categories(),

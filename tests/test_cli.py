@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from connector.cli import cli
 from connector.config import settings_from_mapping
-from connector.daemon import AlreadyRunning, Daemon, exclusive_lock
+from connector.daemon import Daemon
 from connector.errors import AuthenticationFailed
+from connector.writer import WriterBusy, writer_lock
 from simulators.lapor import LaporSimulator
 from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN
 
@@ -142,14 +143,16 @@ def test_daemon_stops_on_refused_credentials(tmp_path: Path, sim: LaporSimulator
     assert daemon.runs == 1
 
 
-def test_one_daemon_per_state_file(tmp_path: Path) -> None:
-    """A second daemon on the same state file is refused with the lock's path."""
+def test_one_writer_per_state_file(tmp_path: Path) -> None:
+    """A second writer on the same state file is refused, naming who holds the lock."""
     state = tmp_path / "state.sqlite"
     with (
-        exclusive_lock(state),
-        pytest.raises(AlreadyRunning, match="already running"),
-        exclusive_lock(state),
+        writer_lock(state, "run (the daemon)"),
+        pytest.raises(WriterBusy, match=r"run \(the daemon\) \(pid \d+\) is writing"),
+        writer_lock(state, "sync"),
     ):
+        pass
+    with writer_lock(state, "sync"):  # released: the next writer gets it
         pass
 
 

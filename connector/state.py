@@ -237,6 +237,20 @@ class StateStore:
                 self.db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
+    def rehearsal(self) -> Iterator[None]:
+        """Everything in the block is rolled back at its end (a dry run writes nothing at all).
+
+        The transaction is deferred: it takes SQLite's write lock only if something in the
+        block writes, so a dry run beside the daemon does not hold the daemon up."""
+        self.db.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield
+        finally:
+            self._depth = 0
+            self.db.execute("ROLLBACK")
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run the block in one transaction (nested blocks join the outer one)."""
         if self._depth:

@@ -37,6 +37,8 @@ class Plan:
     """What a dry run would have done."""
 
     writes: list[tuple[str, str, str]] = field(default_factory=list)  #: (flow, operation, subject)
+    #: Records that would be quarantined: (flow, record id, first problem).
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +92,9 @@ class Sync:
     ) -> None:
         """Set a record aside with the reason, and say so in the audit log."""
         problems = getattr(error, "problems", ()) or (errors.FieldProblem("(record)", str(error)),)
+        if self.dry_run:
+            self.plan.quarantined.append((flow, record_id, str(problems[0])))
+            return
         with self.store.transaction():
             self.store.quarantine(
                 m.InvalidRecord(source=flow, record_id=record_id, problems=tuple(problems), raw=raw)
@@ -264,8 +269,14 @@ class Sync:
                     subject=item.subject, fields=[p.path for p in error.problems])  # fmt: skip
 
     def drain(self, flow: str) -> list[Outcome]:
-        """Finish this flow's due writes (retries, and writes interrupted by a crash) first."""
-        return [self.execute(item) for item in self.outbox.due(flow=flow)]
+        """Finish this flow's due writes (retries, and writes interrupted by a crash) first.
+
+        In a dry run they are only planned (a lookup or a re-send is a remote action)."""
+        due = self.outbox.due(flow=flow)
+        if self.dry_run:
+            self.plan.writes.extend((i.flow, f"finish {i.operation}", i.subject) for i in due)
+            return []
+        return [self.execute(item) for item in due]
 
 
 def lapor_state(
@@ -332,9 +343,8 @@ def _agency_create(sync: Sync, item: OutboxItem) -> Executor:
     def on_done(result: dict[str, Any]) -> None:
         sync.links.add(origin="lapor", lapor_id=lapor_id, tracking_id=tracking_id, agency_id=result["agency_id"],
                        lapor_status=p["lapor_status"], agency_status=new.status)  # fmt: skip
-        sync.links.update(
-            lapor_id, lapor_updated_at=p["lapor_updated_at"], lapor_state=p["lapor_state"]
-        )
+        # Not yet "in step": the inbound flow marks that once the replies are in too.
+        sync.links.update(lapor_id, lapor_state=p["lapor_state"])
 
     return send, lookup, on_done
 
@@ -349,8 +359,7 @@ def _agency_update(sync: Sync, item: OutboxItem) -> Executor:
 
     def on_done(result: dict[str, Any]) -> None:
         if p.get("lapor_id") is not None:
-            changes: dict[str, Any] = {
-                "lapor_updated_at": p.get("lapor_updated_at"),
+            changes: dict[str, Any] = {  # lapor_updated_at: set by the flow once all is in
                 "lapor_status": p.get("lapor_status"),
                 "lapor_state": p.get("lapor_state"),
             }
@@ -524,6 +533,7 @@ def open_sync(
     with (
         writer_lock(settings.state.path, actor) if writer and not dry_run else nullcontext(),
         StateStore(settings.state.path, clock) as store,
+        store.rehearsal() if dry_run else nullcontext(),
         LaporClient(settings.lapor, clock) as lapor,
     ):
         agency = make_adapter(settings.agency, clock)

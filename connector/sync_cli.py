@@ -59,16 +59,19 @@ def sync_command(
     """
     settings = load_configured(config_path)
     with open_sync(settings, SystemClock(), actor=_actor(operator), dry_run=dry_run) as sync:
+        run = RunLedger(sync)
         for name in flow or FLOWS:
-            report = FLOWS[name](sync)
-            click.echo(
-                f"{name}: "
-                + ", ".join(f"{k} {v}" for k, v in vars(report).items() if isinstance(v, int))
-            )
+            run.report(name, FLOWS[name](sync))
         if dry_run:
-            click.echo(f"dry run: {len(sync.plan.writes)} write(s) planned, none sent")
+            click.echo(
+                f"dry run: {len(sync.plan.writes)} write(s) planned, none sent; nothing recorded"
+            )
             for planned_flow, operation, subject in sync.plan.writes:
                 click.echo(f"  {planned_flow}: {operation} {subject}")
+            for planned_flow, record_id, problem in sync.plan.quarantined:
+                click.echo(f"  {planned_flow}: would quarantine {record_id} ({problem})")
+            return
+        run.finish()
 
 
 @click.command("resync")
@@ -106,12 +109,71 @@ def resync_command(config_path: Path, tracking_id: str | None, lapor_id: int | N
                     f"tracking id {tracking_id} is not linked yet; resync it with --complaint <LAPOR! id>"
                 )
             lapor_id = link.lapor_id
+        run = RunLedger(sync)
         if lapor_id is not None:
-            _print(resync_complaint(sync, lapor_id))
+            run.report("inbound", resync_complaint(sync, lapor_id))
         if since is not None:
-            _print(run_inbound(sync, since=since, until=until, force=True))
+            run.report("inbound", run_inbound(sync, since=since, until=until, force=True))
         if failed:
             _retry_failed(sync)
+        run.finish()
+
+
+class RunLedger:
+    """What a command's run really did, from the audit log and the outbox, not from hopes.
+
+    Each flow's line says what it created and updated (its report), and what needs attention:
+    records quarantined and writes that died during this run, and writes still in doubt after
+    it. The command then exits 7 if anything is in doubt, 6 if anything needs attention, 0 only
+    when everything was done.
+    """
+
+    def __init__(self, sync: Sync) -> None:
+        self.sync = sync
+        self.since = int(
+            sync.store.db.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+        )
+        self.flows: list[str] = []
+
+    def report(self, flow: str, report: object) -> None:
+        """Print one flow's line."""
+        counts = {
+            k: v for k, v in vars(report).items() if isinstance(v, int) and k != "quarantined"
+        }
+        attention = self._attention(flow)
+        self.flows.append(flow)
+        line = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in {**counts, **attention}.items())
+        click.echo(f"{flow}: {line}")
+
+    def _attention(self, flow: str) -> dict[str, int]:
+        rows = self.sync.store.db.execute(
+            "SELECT outcome, count(*) FROM audit_log WHERE id > ? AND flow = ? GROUP BY outcome",
+            [self.since, flow],
+        ).fetchall()
+        outcomes = dict(rows)
+        in_doubt = self.sync.store.db.execute(
+            "SELECT count(*) FROM outbox WHERE flow = ? AND state = 'in_flight'", [flow]
+        ).fetchone()[0]
+        return {"quarantined": outcomes.get("quarantined", 0), "dead": outcomes.get("dead", 0),
+                "in_doubt": int(in_doubt)}  # fmt: skip
+
+    def finish(self) -> None:
+        """Say whether everything was done, and exit accordingly."""
+        totals = {k: 0 for k in ("quarantined", "dead", "in_doubt")}
+        for flow in dict.fromkeys(self.flows):
+            for key, value in self._attention(flow).items():
+                totals[key] += value
+        if totals["in_doubt"]:
+            click.echo(
+                f"not done: {totals['in_doubt']} write(s) in doubt (looked up on the next run)",
+                err=True,
+            )
+            click.get_current_context().exit(7)
+        if totals["quarantined"] or totals["dead"]:
+            click.echo(f"needs attention: {totals['quarantined']} quarantined, {totals['dead']} dead write(s); "
+                       "see `lapor-connector quarantine list`", err=True)  # fmt: skip
+            click.get_current_context().exit(6)
+        click.echo("done")
 
 
 def _retry_failed(sync: Sync) -> None:
@@ -289,23 +351,53 @@ def quarantine_retry(
     """
     settings = load_configured(config_path)
     with open_sync(settings, SystemClock(), actor=_actor(operator)) as sync:
+        entries = []
         for entry_id in records:
             entry = sync.store.quarantine_entry(entry_id)
-            if entry is None:
+            if entry is None or entry.status != "open":
                 raise click.BadParameter(
-                    f"no quarantined record {entry_id}; see `lapor-connector quarantine list`",
+                    f"no open quarantined record {entry_id}; see `lapor-connector quarantine list`",
                     param_hint="--record",
                 )
-            _replay(sync, entry, InboundReport(), IntakeReport())
+            entries.append(entry)
         for write_id in writes:
             if not sync.outbox.retry(write_id):
                 raise click.BadParameter(
                     f"no dead or failed write {write_id}", param_hint="--write"
                 )
+        not_done = in_doubt = 0
+        for entry in entries:
+            _replay(sync, entry, InboundReport(), IntakeReport())
+            after = sync.store.quarantine_entry(entry.id)
+            if after is not None and after.status == "resolved":
+                click.echo(f"record {entry.id} ({entry.source} {entry.record_id}): resolved")
+            else:
+                not_done += 1
+                why = "; ".join(after.problems) if after is not None else "not replayable"
+                click.echo(
+                    f"record {entry.id} ({entry.source} {entry.record_id}): still quarantined: {why}"
+                )
         for item in sync.outbox.due():
-            if item.id in writes:
-                sync.execute(item)
-        click.echo(f"replayed {len(records)} record(s), retried {len(writes)} write(s)")
+            if item.id not in writes:
+                continue
+            outcome = sync.execute(item)
+            final = sync.outbox.get(outcome.item.key) or outcome.item
+            state = {"in_flight": "in doubt (looked up on the next run)"}.get(
+                final.state, final.state
+            )
+            code = (
+                f" ({final.last_error_code})"
+                if final.state != "done" and final.last_error_code
+                else ""
+            )
+            click.echo(f"write {item.id} ({item.operation} {item.subject}): {state}{code}")
+            in_doubt += final.state == "in_flight"
+            not_done += final.state not in ("done", "in_flight")
+        if in_doubt:
+            click.get_current_context().exit(7)
+        if not_done:
+            click.echo(f"{not_done} item(s) not done", err=True)
+            click.get_current_context().exit(6)
 
 
 @quarantine_group.command("ack")

@@ -4,6 +4,7 @@ simulators; and the rahasia/anonim flags reaching every write exactly."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -416,3 +417,34 @@ def test_409_whose_reread_fails_still_resolves_and_the_run_goes_on(
     assert posted(sim, lapor_id, "Ditolak dulu.") == []
     assert len(posted(sim, lapor_id, "Yang berikutnya.")) == 1
     assert "dead" not in states(sync)
+
+
+# --- no crash window ---------------------------------------------------------------------------
+
+
+def test_kill_between_the_agency_create_and_the_replies_loses_no_reply(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl, adapter: Any, monkeypatch: Any,
+) -> None:  # fmt: skip
+    """The process dies after creating the complaint in the agency, while reading its replies:
+    the complaint is not "in step", so the next run imports the citizen's reply."""
+    sync = make_sync()
+    run_inbound(sync)
+    fresh = control.submit(title="Sertifikat", content="Belum terbit.", category_id=436)
+    control.dispose(fresh, INSTITUTION_ID)
+    control.advance_seconds(60)
+    control.reply(fresh, "Ini balasan pelapor.")
+    control.advance_seconds(60)
+
+    def die(*_: object, **__: object) -> None:
+        raise SystemExit(9)
+
+    monkeypatch.setattr(sync.lapor, "followups", die)
+    with contextlib.suppress(SystemExit):
+        run_inbound(sync)
+    monkeypatch.undo()
+    assert fresh in agency_linked(agency_control)  # the create itself went through
+    run_inbound(sync)
+    agency_id = agency_linked(agency_control)[fresh]["id"]
+    replies = [f for f in adapter.followups(agency_id) if f.content == "Ini balasan pelapor."]
+    assert len(replies) == 1

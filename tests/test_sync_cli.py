@@ -183,3 +183,90 @@ def test_daemon_logs_mapping_gaps_at_start(
     assert gaps == [
         "units.yaml: outbound.SUBBAG-TU: missing; give the LAPOR! institution its complaints are disposed to"
     ]
+
+
+# --- honest outcomes -----------------------------------------------------------------------
+
+
+def state_bytes(tmp_path: Path) -> tuple[bytes, list[str]]:
+    """The state file's bytes and its logical content (every row), after all handles closed."""
+    import sqlite3
+
+    path = tmp_path / "state.sqlite"
+    with sqlite3.connect(path) as db:
+        dump = list(db.iterdump())
+    db.close()
+    return path.read_bytes(), dump
+
+
+def test_dry_run_leaves_the_state_file_byte_for_byte(
+    config: Path, tmp_path: Path, control: SimControl, agency_system: AgencySystem
+) -> None:
+    """After a real sync, with a record to quarantine and writes due, a dry run changes not one
+    byte of the state: no quarantine row, no audit entry, no link marked."""
+    assert run(config, "sync").exit_code in (0, 6)
+    fresh = control.submit(title="Baru", content="Isi.", category_id=436)
+    control.dispose(fresh, 145)
+    control.add_fault("inbox", "malformed", count=1, variant="wrong_type")
+    AgencyControl(agency_system.root_url).add_internal_complaint(
+        channel="web", title="Dari loket", content="Isi.", category_code="PTN-SRT",
+        unit_code="KANTAH-BDG", report_to_lapor=True, reporter=None, is_anonymous=True,
+    )  # fmt: skip
+    before = state_bytes(tmp_path)
+    result = run(config, "sync", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would quarantine" in result.output
+    assert "lapor_create_complaint" in result.output
+    assert state_bytes(tmp_path) == before
+
+
+def test_sync_exits_6_when_a_record_was_quarantined(
+    config: Path, control: SimControl
+) -> None:
+    """A record set aside during the run is no "done": the line says it, the exit code is 6."""
+    control.add_fault("inbox", "malformed", count=1, variant="wrong_type")
+    result = run(config, "sync")
+    assert result.exit_code == 6, result.output
+    assert "quarantined 1" in result.output
+    assert "needs attention" in result.output
+    assert "done" not in result.output.splitlines()
+
+
+def test_sync_exits_7_when_a_write_is_in_doubt(config: Path, control: SimControl) -> None:
+    """A create answered 502 may have happened: it is in doubt until the next run looks it up."""
+    control.add_fault("create", "bad_gateway", count=100)
+    result = run(config, "sync")
+    assert result.exit_code == 7, result.output
+    assert "in doubt" in result.output
+    control.clear_faults()
+    again = run(config, "sync")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[-1] == "done"
+
+
+def test_quarantine_retry_reports_each_item_truthfully(
+    config: Path, control: SimControl, agency_system: AgencySystem
+) -> None:
+    """retry says, per item, resolved or still quarantined; a write that dies again is no
+    "retried", and the exit code is 6 until everything is done."""
+    agency = AgencyControl(agency_system.root_url)
+    agency.add_internal_complaint(
+        channel="web", title="Dari web", content="Isi.", category_code="PTN-SRT",
+        unit_code="KANTAH-BDG", report_to_lapor=True, reporter=None, is_anonymous=True,
+    )  # fmt: skip
+    control.add_fault("create", "validation", count=100)
+    assert run(config, "sync", "--flow", "intake_out").exit_code == 6
+    entries = json.loads(run(config, "status", "--json").output)["flows"]["intake_out"]
+    assert entries["quarantined"] >= 1
+    import sqlite3
+
+    with sqlite3.connect(config.parent / "state.sqlite") as db:
+        (entry_id,) = db.execute("SELECT id FROM quarantine WHERE status = 'open'").fetchone()
+    still = run(config, "quarantine", "retry", "--record", str(entry_id))
+    assert still.exit_code == 6, still.output
+    assert "still quarantined" in still.output
+    control.clear_faults()
+    fixed = run(config, "quarantine", "retry", "--record", str(entry_id))
+    assert fixed.exit_code == 0, fixed.output
+    assert f"record {entry_id}" in fixed.output
+    assert "resolved" in fixed.output

@@ -49,7 +49,16 @@ def run_inbound(
     ``force`` complaints are sent again even if they look unchanged.
     """
     report = InboundReport()
-    sync.drain(FLOW)
+    finished = {
+        int(o.item.payload["lapor_id"])
+        for o in sync.drain(FLOW)
+        if o.state == "done" and isinstance(o.item.payload.get("lapor_id"), int)
+    }
+    for lapor_id in sorted(finished):
+        # A write interrupted by a crash (or retried) finished only now: its complaint still
+        # owes the rest of its run (replies, the in-step mark), and the listing may not show
+        # it again, so it is read once more here.
+        resync_complaint(sync, lapor_id, report)
     watermark = sync.store.watermark(FLOW)
     start = since or (BEGINNING if watermark is None else watermark - OVERLAP)
     listing = sync.lapor.inbox(start)
@@ -165,8 +174,8 @@ def _create(sync: Sync, summary: m.ComplaintSummary, report: InboundReport) -> N
     if outcome is not None and outcome.state == "done":
         report.created += 1
         link = sync.links.by_lapor_id(summary.lapor_id)
-        if link is not None:
-            _replies(sync, summary, link, report)
+        if link is not None and _replies(sync, summary, link, report) is not False:
+            _in_step(sync, summary)
     elif sync.dry_run:
         report.created += 1
 
@@ -181,10 +190,8 @@ def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inbound
     record = f"complaint {summary.lapor_id}"
     if link.lapor_state == _state(summary):
         # Nothing the agency holds changed (a reply, say): no PATCH, only the replies.
-        if not sync.dry_run:
-            with sync.store.transaction():
-                sync.links.update(summary.lapor_id, lapor_updated_at=summary.updated_at)
-        _replies(sync, summary, link, report)
+        if _replies(sync, summary, link, report) is not False:
+            _in_step(sync, summary)
         return
     patch: dict[str, object] = {}
     redisposed = summary.disposition_id != sync.institution_id
@@ -235,11 +242,23 @@ def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inbound
                 "agency_id": link.agency_id,
             },
         )
-        if (outcome is not None and outcome.state == "done") or sync.dry_run:
+        done = outcome is not None and outcome.state == "done"
+        if done or sync.dry_run:
             report.updated += 1
-        _replies(sync, summary, link, report)
+        replied = _replies(sync, summary, link, report)
+        if done and replied is not False:
+            _in_step(sync, summary)
         if disposed_back and not sync.dry_run:
             _push_held_followups(sync, link.agency_id)
+
+
+def _in_step(sync: Sync, summary: m.ComplaintSummary) -> None:
+    """Everything this run owed the complaint is committed (agency record, flags, replies):
+    only now does its LAPOR! ``updated_at`` count as synced. A kill before this point leaves
+    it changed, so the next run does the rest."""
+    if not sync.dry_run:
+        with sync.store.transaction():
+            sync.links.update(summary.lapor_id, lapor_updated_at=summary.updated_at)
 
 
 def _push_held_followups(sync: Sync, agency_id: str) -> None:
@@ -277,12 +296,22 @@ def mark_redisposed(sync: Sync, lapor_id: int) -> None:
     )
 
 
-def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> None:
-    """The citizen's replies and the admin's notes on LAPOR! (C3) reach the agency once each."""
+def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> bool:
+    """The citizen's replies and the admin's notes on LAPOR! (C3) reach the agency once each.
+
+    A follow-up that fails validation does not stop the others; once they are sent, the
+    complaint is raised as a ``MalformedRecord`` naming every invalid one, so the caller
+    quarantines it (source ``inbound``, its LAPOR! id: replayed later) and does not mark it in step.
+    """
     if link.agency_id is None:
-        return
+        return True
+    complete = True  # False when a reply's write is not done yet: the complaint is not in step
+    invalid: list[m.InvalidRecord] = []
     for item in sync.lapor.followups(summary.lapor_id):
-        if not isinstance(item, m.FollowUp) or item.author not in _REPLY_AUTHORS:
+        if isinstance(item, m.InvalidRecord):
+            invalid.append(item)
+            continue
+        if item.author not in _REPLY_AUTHORS:
             continue
         if sync.links.followup_linked(lapor_followup_id=item.id):
             continue
@@ -308,8 +337,33 @@ def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inboun
                 "agency_id": link.agency_id,
             },
         )
-        if (outcome is not None and outcome.state == "done") or sync.dry_run:
+        if sync.dry_run:
             report.replies += 1
+            continue
+        written = (
+            outcome.item if outcome is not None else sync.outbox.get(f"agency.followup:{item.id}")
+        )
+        state = outcome.state if outcome is not None else (written.state if written else "pending")
+        if outcome is not None and state == "done":
+            report.replies += 1
+        complete = complete and state in ("done", "acknowledged")
+    if invalid:
+        if not sync.dry_run:
+            with sync.store.transaction():  # not in step: what was seen before stays the mark
+                sync.links.update(summary.lapor_id, lapor_updated_at=link.lapor_updated_at)
+            if link.disposed_away and summary.disposition_id == sync.institution_id:
+                _push_held_followups(sync, link.agency_id)  # the caller's turn to do it is skipped
+        problems = [
+            errors.FieldProblem(f"followups[{bad.record_id or '?'}].{p.path}", p.problem)
+            for bad in invalid
+            for p in bad.problems
+        ]
+        raise errors.MalformedRecord(
+            f"LAPOR! sent {len(invalid)} invalid follow-up(s) on complaint {summary.lapor_id}",
+            problems,
+            record_id=str(summary.lapor_id),
+        )
+    return complete
 
 
 def resync_complaint(
@@ -319,9 +373,13 @@ def resync_complaint(
     report = report or InboundReport()
     try:
         detail = sync.lapor.complaint(lapor_id)
-    except errors.MalformedRecord as error:
+    except (errors.RecordError, errors.MappingError, errors.NotFound) as error:
         sync.quarantine(FLOW, str(lapor_id), error, {"id": lapor_id}, lapor_id=lapor_id)
         report.quarantined += 1
+        return report
+    except errors.NotDisposed:
+        mark_redisposed(sync, lapor_id)
+        report.skipped += 1
         return report
     sync_complaint(sync, detail, report, force=True)
     return report

@@ -180,8 +180,11 @@ def resync_agency_complaint(
         if found is None:
             with sync.store.transaction():
                 sync.outbox.resolve(earlier, "set aside: filed again on request", set_aside=True)
+    before = report.quarantined
     file_complaint(sync, complaint, report)
-    if sync.links.by_agency_id(agency_id) is not None:
+    push_status_change(sync, complaint, report)  # a status change set aside is replayed too
+    if sync.links.by_agency_id(agency_id) is not None and report.quarantined == before:
+        # Resolved only when the work was done: nothing of it was set aside again.
         with sync.store.transaction():
             sync.store.release(FLOW, agency_id)
     return report

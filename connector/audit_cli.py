@@ -1,7 +1,8 @@
-"""``lapor-connector log``: read, export and verify the audit log."""
+"""``lapor-connector log``: read, export and verify the audit log; make its key."""
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -12,15 +13,23 @@ from rich.console import Console
 from rich.table import Table
 
 from connector import errors
-from connector.audit import AuditEntry, AuditLog, export_csv, export_jsonl
+from connector.audit import AuditEntry, AuditKey, AuditLog, export_csv, export_jsonl
 from connector.cli_support import ConnectorGroup, config_option
 from connector.clock import SystemClock
-from connector.config import load_settings
+from connector.config import load_audit_settings, load_settings
 from connector.state import StateStore
 
 
 class AuditLogBroken(errors.FatalError):
-    """The audit log's hash chain does not verify."""
+    """The audit log's chain, checkpoints or anchor do not verify."""
+
+
+class PathRefused(errors.ConfigError):
+    """A path the command will not use (exit code 3), said in one line naming it."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__([problem], str(path))
+        self.args = (f"{path}: {problem}",)
 
 
 class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
@@ -131,20 +140,120 @@ def log_group(
             click.echo(f"{count} entries written to {output}", err=True)
 
 
+def _verify_target(
+    config_path: Path, state: Path | None, key_file: Path | None, anchor: Path | None
+) -> tuple[Path, AuditKey | None, Path | None]:
+    """The state, key and anchor to verify: from the options, else from the configuration's
+    ``state`` and ``audit`` sections (the LAPOR! section is never read)."""
+    if state is not None:
+        return state, AuditKey.from_file(key_file) if key_file else None, anchor
+    view = load_audit_settings(config_path)
+    if key_file is not None:
+        key = AuditKey.from_file(key_file)
+    elif view.audit.key is not None:
+        key = AuditKey.from_hex(view.audit.key.get_secret_value())
+    else:
+        key = None
+    return view.state.path, key, anchor or view.audit.anchor_path
+
+
 @log_group.command("verify")
 @config_option
-def log_verify(config_path: Path) -> None:
-    """Recompute the audit log's hash chain and report the first broken entry (exit code 4).
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The state file (then the configuration is not read at all).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The audit key file (default: audit.key from the configuration).",
+)
+@click.option(
+    "--anchor",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The anchor file of checkpoints (default: audit.anchor_path).",
+)
+def log_verify(
+    config_path: Path, state_path: Path | None, key_file: Path | None, anchor: Path | None
+) -> None:
+    """Check the audit log against its key and the anchor; name the first broken entry (exit 4).
+
+    Needs only the state file and the audit key, never the LAPOR! credentials. A missing state
+    file is refused (exit 3), never created.
 
     \b
     Example:
+      lapor-connector log verify --state /var/lib/lapor-connector/connector.sqlite \\
+          --key-file /run/secrets/audit_key --anchor /var/log/lapor-connector/audit.anchor
       lapor-connector log verify --config /etc/lapor-connector/config.yaml
     """
-    with _open(config_path) as store:
-        result = AuditLog(store).verify()
+    path, key, anchor_path = _verify_target(config_path, state_path, key_file, anchor)
+    if not path.is_file():
+        raise PathRefused(
+            path, "no state file there; check --state or state.path (nothing was created)"
+        )
+    with StateStore(path, SystemClock()) as store:
+        log = AuditLog(store, key)
+        if key is None and (keys := log.key_ids()):
+            raise errors.ConfigError(
+                [f"the audit log is MACed with key id {', '.join(sorted(keys))}; pass --key-file"],
+                str(path),
+            )
+        result = log.verify(anchor_path)
     if not result.ok:
-        raise AuditLogBroken(f"audit log broken at entry {result.first_bad_id}: {result.problem}")
-    click.echo(f"audit log intact: {result.checked} entries")
+        where = f" at entry {result.first_bad_id}" if result.first_bad_id is not None else ""
+        raise AuditLogBroken(f"audit log broken{where}: {result.problem}")
+    if key is None:
+        click.echo(
+            f"audit log intact: {result.checked} entries (unkeyed: truncation and recomputed "
+            "chains cannot be detected; configure audit.key, see `lapor-connector log keygen`)"
+        )
+        return
+    click.echo(
+        f"audit log intact: {result.checked} entries, MACed with key {key.key_id}, "
+        f"{result.checkpoints} checkpoints"
+    )
+    if anchor_path is None:
+        click.echo("  no anchor given: a cut tail cannot be detected; pass --anchor", err=True)
+    elif result.anchored is not None and result.anchored < result.checked:
+        click.echo(
+            f"  the anchor covers {result.anchored} entries; the last "
+            f"{result.checked - result.anchored} are not anchored yet (next checkpoint)"
+        )
+
+
+@log_group.command("keygen")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("audit.key"),
+    show_default=True,
+    help="The key file to create (never overwritten).",
+)
+def log_keygen(out: Path) -> None:
+    """Write a new random audit key (32 bytes, hex) to a new file readable only by you (0600).
+
+    \b
+    Example:
+      lapor-connector log keygen --out /run/secrets/audit_key
+    """
+    secret = AuditKey.generate()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise PathRefused(
+            out, "a file is already there; it is never overwritten (choose another --out)"
+        ) from None
+    with os.fdopen(fd, "w", encoding="ascii") as stream:
+        os.fchmod(fd, 0o600)
+        stream.write(secret + "\n")
+    click.echo(f"audit key written to {out} (key id {AuditKey.from_hex(secret).key_id})")
+    click.echo("reference it from config.yaml (keep the key and the anchor off the state's disk):")
+    click.echo(f"  audit:\n    key: ${{file:{out.resolve()}}}")
+    click.echo("    anchor_path: /var/log/lapor-connector/audit.anchor")
 
 
 @log_group.command("timeline")

@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from connector.errors import ConfigError
@@ -165,6 +166,42 @@ class MappingsSettings(Section):
     path: Path = Path("mappings")
 
 
+_HEX_KEY = re.compile(r"(?:[0-9a-fA-F]{2}){32,}")
+
+
+class AuditSettings(Section):
+    """The audit log's key (a secret reference), where checkpoints are anchored, and how often.
+
+    Without a key the log is chained with plain SHA-256 (docs/audit-log.md says what that cannot
+    detect); ``lapor-connector log keygen`` makes a key.
+    """
+
+    key: SecretStr | None = None
+    anchor_path: Path | None = None
+    checkpoint_every: int = Field(default=100, ge=1, le=1_000_000)
+
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _HEX_KEY.fullmatch(value.get_secret_value().strip()):
+            raise ValueError(
+                "the key must be at least 32 bytes written in hex (64 characters); "
+                "make one with `lapor-connector log keygen --out FILE`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _anchor_needs_key(self) -> AuditSettings:
+        if self.key is None and self.anchor_path is not None:
+            raise ValueError("anchor_path needs a key (checkpoints are MACed with it); add key")
+        if self.key is not None and self.anchor_path is None:
+            raise ValueError(
+                "key needs anchor_path, a file outside the state, e.g. "
+                "/var/log/lapor-connector/audit.anchor (without it a cut tail goes unseen)"
+            )
+        return self
+
+
 class Settings(Section):
     """The whole configuration."""
 
@@ -175,10 +212,16 @@ class Settings(Section):
     mappings: MappingsSettings = MappingsSettings()
     outbox: OutboxSettings = OutboxSettings()
     logging: LoggingSettings = LoggingSettings()
+    audit: AuditSettings = AuditSettings()
 
 
 #: Fields that must be references, never literal values in the file.
-SECRET_FIELDS = (("lapor", "api_key"), ("lapor", "token"), ("agency", "token"))
+SECRET_FIELDS = (
+    ("lapor", "api_key"),
+    ("lapor", "token"),
+    ("agency", "token"),
+    ("audit", "key"),
+)
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _FIX_BY_TYPE = {
@@ -190,8 +233,49 @@ _FIX_BY_TYPE = {
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the configuration file; raise ``ConfigError`` listing every problem."""
     source = Path(path)
+    raw = _read_yaml(source)
+    return settings_from_mapping(raw, env=os.environ if env is None else env, source=str(source))
+
+
+class AuditView(BaseModel):
+    """The two sections ``log verify`` needs: where the state is, and the audit key and anchor."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: StateSettings = StateSettings()
+    audit: AuditSettings = AuditSettings()
+
+
+def load_audit_settings(path: str | Path, env: Mapping[str, str] | None = None) -> AuditView:
+    """Read only the ``state`` and ``audit`` sections: the LAPOR! and agency secrets are never
+    resolved, so ``log verify`` runs where they are not available."""
+    source = Path(path)
+    raw = _read_yaml(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            ["the file must hold a mapping of sections (state:, audit:, ...)"], str(source)
+        )
+    wanted = {name: raw[name] for name in ("state", "audit") if name in raw}
+    problems: list[str] = []
+    key = wanted.get("audit", {}).get("key") if isinstance(wanted.get("audit"), dict) else None
+    if key is not None and not (isinstance(key, str) and _REFERENCE.fullmatch(key.strip())):
+        problems.append(
+            "audit.key: a secret is written in the file; write ${AUDIT_KEY} "
+            "(or ${file:/path/to/audit.key})"
+        )
+    resolved = _resolve(wanted, (), os.environ if env is None else env, problems)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        view = AuditView.model_validate(resolved)
+    except ValidationError as error:
+        problems += _described(error)
+    if problems:
+        raise ConfigError(problems, str(source))
+    return view
+
+
+def _read_yaml(source: Path) -> Any:
+    try:
+        return yaml.safe_load(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             ["file not found; pass --config PATH or copy config.yaml from the project"], str(source)
@@ -202,7 +286,6 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         raise ConfigError(
             [f"not valid YAML ({where}); fix the syntax there"], str(source)
         ) from None
-    return settings_from_mapping(raw, env=os.environ if env is None else env, source=str(source))
 
 
 def settings_from_mapping(
@@ -228,14 +311,20 @@ def settings_from_mapping(
     try:
         settings = Settings.model_validate(resolved)
     except ValidationError as error:
-        for item in error.errors(include_input=False, include_url=False, include_context=False):
-            where = ".".join(str(p) for p in item["loc"])
-            message = _FIX_BY_TYPE.get(item["type"], item["msg"].removeprefix("Value error, "))
-            problems.append(f"{where}: {message}")
-        raise ConfigError(problems, source) from None
+        raise ConfigError(problems + _described(error), source) from None
     if problems:
         raise ConfigError(problems, source)
     return settings
+
+
+def _described(error: ValidationError) -> list[str]:
+    """Each validation problem as ``path: fix``."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(p) for p in item["loc"])
+        message = _FIX_BY_TYPE.get(item["type"], item["msg"].removeprefix("Value error, "))
+        problems.append(f"{where}: {message}")
+    return problems
 
 
 def _resolve(

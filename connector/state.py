@@ -135,6 +135,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
     """,
+    # 3: the keyed audit log: which key MACed an entry (NULL: the plain SHA-256 chain), and
+    # checkpoints, MACed with the key and also appended to the anchor file outside the state
+    """
+    ALTER TABLE audit_log ADD COLUMN key_id TEXT;
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        entry_count INTEGER NOT NULL,
+        last_mac TEXT NOT NULL,
+        at TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        mac TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'the audit checkpoints are append-only'); END;
+    CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+        BEGIN SELECT RAISE(ABORT, 'the audit checkpoints are append-only'); END
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

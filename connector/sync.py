@@ -20,7 +20,7 @@ from connector import models as m
 from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
-from connector.config import OutboxSettings, Settings
+from connector.config import AuditSettings, OutboxSettings, Settings
 from connector.lapor.client import MAX_FILE_BYTES, LaporClient, content_fingerprint
 from connector.links import Links
 from connector.logs import get_logger
@@ -56,9 +56,10 @@ class Sync:
     dry_run: bool = False
     retry: OutboxSettings = field(default_factory=OutboxSettings)
     plan: Plan = field(default_factory=Plan)
+    audit_settings: AuditSettings = field(default_factory=AuditSettings)
 
     def __post_init__(self) -> None:
-        self.audit = AuditLog(self.store)
+        self.audit = AuditLog.configured(self.store, self.audit_settings)
         self.outbox = Outbox(
             self.store,
             max_attempts=self.retry.max_attempts,
@@ -540,9 +541,13 @@ def open_sync(
         try:
             sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
-                        actor=actor, dry_run=dry_run, retry=settings.outbox)  # fmt: skip
+                        actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit)  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             sync.load_trees()
             yield sync
+            if not dry_run:
+                # Every run ends with a signed checkpoint in the state and the anchor file, so a
+                # cut tail or a recomputed chain shows at the next `log verify`.
+                sync.audit.checkpoint()
         finally:
             agency.close()

@@ -423,7 +423,7 @@ def quarantine_ack(
     ):
         from connector.audit import AuditLog
 
-        audit, outbox = AuditLog(store), Outbox(store)
+        audit, outbox = AuditLog.configured(store, settings.audit), Outbox(store)
         with store.transaction():
             for entry_id in records:
                 if not store.acknowledge_quarantine(entry_id):
@@ -438,6 +438,7 @@ def quarantine_ack(
                     raise click.BadParameter(f"no dead write {write_id}", param_hint="--write")
                 audit.append(actor=_actor(operator), flow="quarantine", direction="local", action="acknowledge_write",
                              outcome="skipped", changed_fields=["state"])  # fmt: skip
+        audit.checkpoint()
     click.echo(f"acknowledged {len(records)} record(s) and {len(writes)} write(s)")
 
 

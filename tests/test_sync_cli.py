@@ -220,9 +220,7 @@ def test_dry_run_leaves_the_state_file_byte_for_byte(
     assert state_bytes(tmp_path) == before
 
 
-def test_sync_exits_6_when_a_record_was_quarantined(
-    config: Path, control: SimControl
-) -> None:
+def test_sync_exits_6_when_a_record_was_quarantined(config: Path, control: SimControl) -> None:
     """A record set aside during the run is no "done": the line says it, the exit code is 6."""
     control.add_fault("inbox", "malformed", count=1, variant="wrong_type")
     result = run(config, "sync")
@@ -270,3 +268,39 @@ def test_quarantine_retry_reports_each_item_truthfully(
     assert fixed.exit_code == 0, fixed.output
     assert f"record {entry_id}" in fixed.output
     assert "resolved" in fixed.output
+
+
+def test_a_keyed_sync_anchors_its_checkpoints_and_a_cut_tail_is_caught(
+    config: Path, tmp_path: Path
+) -> None:
+    """With audit.key and audit.anchor_path, every sync ends with a checkpoint in the anchor;
+    cutting the log's tail afterwards (triggers dropped, as an administrator could) fails
+    `log verify --state --key-file` with exit 4."""
+    import secrets
+    import sqlite3
+
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(secrets.token_hex(32))
+    anchor = tmp_path / "anchor" / "audit.anchor"
+    raw = yaml.safe_load(config.read_text())
+    raw["audit"] = {"key": "${file:" + str(key_file) + "}", "anchor_path": str(anchor)}
+    config.write_text(yaml.safe_dump(raw))
+    assert run(config, "sync").exit_code in (0, 6)
+    assert anchor.read_text().strip()
+    state = tmp_path / "state.sqlite"
+    verify = [
+        "log",
+        "verify",
+        "--state",
+        str(state),
+        "--key-file",
+        str(key_file),
+        "--anchor",
+        str(anchor),
+    ]
+    assert CliRunner().invoke(cli, verify).exit_code == 0
+    with sqlite3.connect(state) as db:
+        db.execute("DROP TRIGGER audit_log_no_delete")
+        db.execute("DELETE FROM audit_log WHERE id > (SELECT max(id) - 3 FROM audit_log)")
+    cut = CliRunner().invoke(cli, verify)
+    assert cut.exit_code == 4, cut.output

@@ -13,6 +13,7 @@ from connector.audit_cli import log_group
 from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 from connector.config import load_settings
+from connector.state_cli import state_group
 from connector.sync_cli import COMMANDS
 
 
@@ -369,6 +370,7 @@ def demo(complaints: int, seed: int, state_dir: Path) -> None:
 cli.add_command(log_group)
 for _command in COMMANDS:
     cli.add_command(_command)
+cli.add_command(state_group)
 
 
 def main() -> None:

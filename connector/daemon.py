@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from connector import errors
 from connector.clock import SystemClock
 from connector.config import Settings
-from connector.flows import FLOWS
+from connector.flows import FLOWS, run_flow
 from connector.lapor.client import LaporClient
 from connector.logs import get_logger
 from connector.mappings import check_mappings
@@ -59,7 +59,7 @@ class Daemon:
         """One run of a flow, with fresh connections (mapping fixes apply without a restart)."""
         # Flows run one at a time: each reads what the others wrote, in a simple order.
         with self._one_at_a_time, open_sync(self.settings, self.clock, writer=False) as sync:
-            report = FLOWS[name](sync)
+            report = run_flow(sync, name)
             log.info(
                 "flow_finished",
                 flow=name,
@@ -82,7 +82,7 @@ class Daemon:
         if self.settings.agency is None:
             return
         try:
-            with open_sync(self.settings, self.clock, writer=False) as sync:
+            with open_sync(self.settings, self.clock, writer=False, guard=True) as sync:
                 problems = check_mappings(
                     sync.mappings,
                     lapor_categories=sync.lapor.categories(),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -94,9 +95,13 @@ def send(
     timeout: tuple[float, float],
     **kwargs: Any,
 ) -> requests.Response:
-    """Send one request; a transport failure becomes ``ServiceUnavailable`` saying whether it was sent."""
+    """Send one request; a transport failure becomes ``ServiceUnavailable`` saying whether it was sent.
+
+    No redirect is ever followed, so the credentials a session carries stay with their host: a
+    3xx answer is a ``ProtocolError`` naming the status and the host it points to (never its URL).
+    """
     try:
-        return session.request(method, url, timeout=timeout, **kwargs)
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.RequestException as error:
         sent = not never_sent(error)
         kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
@@ -104,6 +109,27 @@ def send(
         raise errors.ServiceUnavailable(
             f"{label}: {kind} ({type(error).__name__})", sent=sent
         ) from None
+    if 300 <= response.status_code < 400:
+        response.close()
+        raise errors.ProtocolError(
+            f"{label}: {response.status_code} {response.reason or ''}".rstrip()
+            + f", a redirect to {redirect_host(response.headers.get('Location'), url)}; no "
+            "redirect is followed (credentials stay with their host): check the base_url"
+        )
+    return response
+
+
+def redirect_host(location: str | None, url: str) -> str:
+    """The host (and port) a redirect points to, never its path or query."""
+    target = urlsplit(location or "")
+    if not target.hostname:
+        target = urlsplit(url)  # a relative Location stays on the same host
+    try:
+        port = target.port
+    except ValueError:
+        port = None
+    host = target.hostname or "an unknown host"
+    return f"{host}:{port}" if port else host
 
 
 def with_retries(

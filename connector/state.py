@@ -21,6 +21,7 @@ from typing import Any, Literal
 import sqlite_utils
 
 from connector.clock import Clock
+from connector.errors import ConfigError
 from connector.models import ComplaintSummary, InvalidRecord
 
 MIGRATIONS: tuple[str, ...] = (
@@ -152,6 +153,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
         BEGIN SELECT RAISE(ABORT, 'the audit checkpoints are append-only'); END
     """,
+    # 4: which installation the state belongs to (so a lost or foreign state is never taken for
+    # a fresh install), and each flow's last real run (not its last cursor move)
+    """
+    CREATE TABLE installation (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE flow_runs (
+        flow TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    )
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]
@@ -218,12 +230,21 @@ class StateStore:
             str(self.path), timeout=30, isolation_level=None, check_same_thread=False
         )
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
-        self.db.execute("PRAGMA busy_timeout = 30000")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self._depth = 0
-        self._migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._depth = 0
+            self._migrate()
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            raise ConfigError(
+                [
+                    f"state.path: {self.path} is not a usable state file ({error}); restore it "
+                    "from a backup, or move it aside and run `lapor-connector state rebuild`"
+                ]
+            ) from None
 
     def close(self) -> None:
         """Close the database file."""
@@ -348,6 +369,43 @@ class StateStore:
             {"flow": flow, "watermark": _iso(value), "updated_at": _iso(self.clock.now())},
             pk="flow",
         )
+
+    # --- the installation and the flows' runs ------------------------------------------------
+
+    def identity(self) -> dict[str, str]:
+        """What this state belongs to (LAPOR! institution, agency system); empty when new."""
+        return dict(self.db.execute("SELECT name, value FROM installation").fetchall())
+
+    def set_identity(self, values: dict[str, str]) -> None:
+        """Record what this state belongs to (inside the caller's transaction)."""
+        for name, value in values.items():
+            self.db.execute(
+                "INSERT OR REPLACE INTO installation (name, value) VALUES (?, ?)", [name, value]
+            )
+
+    def is_blank(self) -> bool:
+        """True when nothing was ever synced with this state (no link, no cursor, no write)."""
+        return not any(
+            self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()  # noqa: S608 (ours)
+            for table in ("links", "cursors", "outbox", "followup_links")
+        )
+
+    def record_flow_run(self, flow: str, started: datetime, outcome: str) -> None:
+        """A flow's run ended (``ok``, ``attention`` or ``failed``)."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO flow_runs (flow, started_at, finished_at, outcome) "
+                "VALUES (?, ?, ?, ?)",
+                [flow, _iso(started), _iso(self.clock.now()), outcome],
+            )
+
+    def flow_runs(self) -> dict[str, dict[str, str]]:
+        """Each flow's last run: started_at, finished_at, outcome."""
+        rows = self.db.query("SELECT * FROM flow_runs")
+        return {
+            row["flow"]: {k: row[k] for k in ("started_at", "finished_at", "outcome")}
+            for row in rows
+        }
 
     # --- quarantine ------------------------------------------------------------------------
 

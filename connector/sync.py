@@ -21,6 +21,7 @@ from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
 from connector.config import AuditSettings, OutboxSettings, Settings
+from connector.installation import check_installation
 from connector.lapor.client import MAX_FILE_BYTES, LaporClient, content_fingerprint
 from connector.links import Links
 from connector.logs import get_logger
@@ -517,12 +518,16 @@ def open_sync(
     actor: str = "daemon",
     dry_run: bool = False,
     writer: bool = True,
+    guard: bool | None = None,
 ) -> Iterator[Sync]:
     """A ready ``Sync`` for the configured systems (closed afterwards).
 
     With ``writer`` (the default, unless a dry run) it holds the state's writer lock: a second
     writer is refused with ``WriterBusy``. The daemon takes the lock once for its lifetime and
     opens its runs with ``writer=False``; read-only callers do too.
+
+    With ``guard`` (the default for writers) the state is checked first: readable, this
+    installation's, and not a lost one (``connector.installation``).
     """
     if settings.agency is None:
         raise errors.ConfigError(
@@ -539,6 +544,8 @@ def open_sync(
     ):
         agency = make_adapter(settings.agency, clock)
         try:
+            if guard if guard is not None else (writer and not dry_run):
+                check_installation(store, settings, agency)
             sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit)  # fmt: skip

@@ -16,7 +16,7 @@ from connector import errors
 from connector.audit_cli import IsoDateTime
 from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
-from connector.flows import FLOWS
+from connector.flows import FLOWS, run_flow
 from connector.flows.followups_out import resync_agency_followup
 from connector.flows.inbound import InboundReport, resync_complaint, run_inbound
 from connector.flows.intake_out import IntakeReport, resync_agency_complaint
@@ -61,7 +61,7 @@ def sync_command(
     with open_sync(settings, SystemClock(), actor=_actor(operator), dry_run=dry_run) as sync:
         run = RunLedger(sync)
         for name in flow or FLOWS:
-            run.report(name, FLOWS[name](sync))
+            run.report(name, run_flow(sync, name))
         if dry_run:
             click.echo(
                 f"dry run: {len(sync.plan.writes)} write(s) planned, none sent; nothing recorded"
@@ -214,19 +214,47 @@ def _print(report: object) -> None:
 @click.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for monitoring).")
-def status_command(config_path: Path, as_json: bool) -> None:
-    """Show each flow's last run, watermark, pending, quarantined and dead writes.
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 6 unless healthy: no dead write, quarantine within --max-quarantined, every flow "
+    "run recently and without failing.",
+)
+@click.option(
+    "--max-quarantined", type=int, default=0, show_default=True,
+    help="Open quarantined records tolerated by --check.",
+)  # fmt: skip
+@click.option(
+    "--stale-intervals", type=int, default=3, show_default=True,
+    help="A flow whose last run is older than this many of its intervals is unhealthy.",
+)  # fmt: skip
+def status_command(
+    config_path: Path, as_json: bool, check: bool, max_quarantined: int, stale_intervals: int
+) -> None:
+    """Show each flow's last run, watermark, pending, quarantined and dead writes, and whether
+    all is healthy.
 
     \b
     Example:
       lapor-connector status
-      lapor-connector status --json | jq .flows.inbound.dead
+      lapor-connector status --json | jq .healthy
+      lapor-connector status --check || alert "lapor-connector needs attention"
     """
     settings = load_configured(config_path)
+    if not settings.state.path.exists():
+        raise errors.ConfigError(
+            [
+                f"state.path: {settings.state.path} does not exist; nothing has run with this configuration yet"
+            ]
+        )
     with StateStore(settings.state.path, SystemClock()) as store:
         report = flow_status(store)
+        problems = health_problems(store, report, settings, max_quarantined, stale_intervals)
+    report["healthy"], report["problems"] = not problems, problems
     if as_json:
         click.echo(json.dumps(report, indent=2))
+        if check and problems:
+            click.get_current_context().exit(6)
         return
     table = Table(title=f"Sync status ({settings.state.path})", title_justify="left")
     for column in (
@@ -256,11 +284,51 @@ def status_command(config_path: Path, as_json: bool) -> None:
         )
     Console().print(table)
     click.echo(f"linked complaints: {report['linked']}")
+    for problem in problems:
+        click.echo(f"unhealthy: {problem}")
+    if not problems:
+        click.echo("healthy")
+    elif check:
+        click.get_current_context().exit(6)
+
+
+def health_problems(
+    store: StateStore, report: dict[str, Any], settings: Any, max_quarantined: int,
+    stale_intervals: int,
+) -> list[str]:  # fmt: skip
+    """Why the connector needs attention (empty when healthy)."""
+    problems = []
+    now = store.clock.now()
+    intervals = {
+        "inbound": settings.schedule.inbound_seconds,
+        "intake_out": settings.schedule.intake_out_seconds,
+        "followups_out": settings.schedule.followups_out_seconds,
+    }
+    quarantined = sum(row["quarantined"] for row in report["flows"].values())
+    if quarantined > max_quarantined:
+        problems.append(
+            f"{quarantined} quarantined record(s) (see `lapor-connector quarantine list`)"
+        )
+    for name, row in report["flows"].items():
+        if row["dead"]:
+            problems.append(f"{name}: {row['dead']} dead write(s)")
+        if row["last_run"] is None:
+            problems.append(f"{name}: has never run")
+            continue
+        age = (now - datetime.fromisoformat(row["last_run"])).total_seconds()
+        if age > stale_intervals * intervals.get(name, 60):
+            problems.append(
+                f"{name}: last ran {int(age)} s ago (more than {stale_intervals} intervals)"
+            )
+        if row["last_outcome"] == "failed":
+            problems.append(f"{name}: its last run failed (see the daemon's log)")
+    return problems
 
 
 def flow_status(store: StateStore) -> dict[str, Any]:
     """Per flow: last run, watermark, pending, quarantined, dead, oldest unsynced write."""
     flows: dict[str, Any] = {}
+    runs = store.flow_runs()
     for name in FLOWS:
         cursor = store.db.execute(
             "SELECT watermark, updated_at FROM cursors WHERE flow = ?", [name]
@@ -275,8 +343,10 @@ def flow_status(store: StateStore) -> dict[str, Any]:
         quarantined = store.db.execute(
             "SELECT count(*) FROM quarantine WHERE source = ? AND status = 'open'", [name]
         ).fetchone()[0]
+        run = runs.get(name, {})
         flows[name] = {
-            "last_run": cursor[1] if cursor else None,
+            "last_run": run.get("finished_at"),
+            "last_outcome": run.get("outcome"),
             "watermark": cursor[0] if cursor else None,
             "pending": pending[0],
             "quarantined": quarantined,

@@ -304,3 +304,27 @@ def test_a_keyed_sync_anchors_its_checkpoints_and_a_cut_tail_is_caught(
         db.execute("DELETE FROM audit_log WHERE id > (SELECT max(id) - 3 FROM audit_log)")
     cut = CliRunner().invoke(cli, verify)
     assert cut.exit_code == 4, cut.output
+
+
+def test_status_check_is_healthy_only_when_everything_is(
+    config: Path, control: SimControl, agency_system: AgencySystem
+) -> None:
+    """status --json says healthy and why not; status --check exits 6 on a dead write."""
+    assert run(config, "sync").exit_code in (0, 6)
+    clean = json.loads(run(config, "status", "--json", "--max-quarantined", "99").output)
+    assert clean["healthy"] is True, clean["problems"]
+    assert clean["flows"]["inbound"]["last_outcome"] == "ok"
+    assert run(config, "status", "--check", "--max-quarantined", "99").exit_code == 0
+    raw = yaml.safe_load(config.read_text())
+    raw["outbox"] = {"max_attempts": 1}  # the first failure uses up the budget
+    raw["agency"]["retry"] = {"max_attempts": 1}  # and no real back-off sleeps in the test
+    config.write_text(yaml.safe_dump(raw))
+    fresh = control.submit(title="Baru lagi", content="Isi.", category_id=436)
+    control.dispose(fresh, 145)
+    AgencyControl(agency_system.root_url).add_fault("create", "server_error", count=100)
+    assert run(config, "sync", "--flow", "inbound").exit_code == 6
+    sick = run(config, "status", "--check", "--max-quarantined", "99")
+    assert sick.exit_code == 6, sick.output
+    assert "inbound: 1 dead write(s)" in sick.output
+    report = json.loads(run(config, "status", "--json", "--max-quarantined", "99").output)
+    assert report["healthy"] is False

@@ -16,3 +16,16 @@ FLOWS: dict[str, Callable[[Sync], Any]] = {
     "intake_out": run_intake_out,
     "followups_out": run_followups_out,
 }
+
+
+def run_flow(sync: Sync, name: str) -> Any:
+    """One run of a flow, recorded as the flow's last run (``ok``, or ``failed`` when it raised)."""
+    started = sync.clock.now()
+    outcome = "failed"
+    try:
+        report = FLOWS[name](sync)
+        outcome = "ok"
+        return report
+    finally:
+        if not sync.dry_run:
+            sync.store.record_flow_run(name, started, outcome)

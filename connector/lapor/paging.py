@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from connector.errors import MalformedRecord, ProtocolError, RecordError
+from connector.errors import FieldProblem, MalformedRecord, ProtocolError, RecordError
 from connector.lapor import wire
 from connector.lapor.transport import LaporTransport
 from connector.logs import get_logger
@@ -129,9 +129,16 @@ class Listing(Generic[T]):
             result: ListPage[T] = ListPage(number=number, server_time=page.server_time)
             for raw in page.items:
                 try:
+                    if not isinstance(raw, Mapping):
+                        raise MalformedRecord(
+                            f"LAPOR! {self._path}: a list item is not an object",
+                            [FieldProblem("(record)", f"expected an object, got {_kind(raw)}")],
+                        )
                     record = self._parse(raw)
                 except RecordError as error:
-                    result.invalid.append(InvalidRecord.from_error(self._source, error, raw))
+                    # Kept in quarantine as received, but never nested deeper than the reader takes.
+                    invalid = InvalidRecord.from_error(self._source, error, wire.shallow(raw))
+                    result.invalid.append(invalid)
                     continue
                 if self._key is not None:
                     record_key = self._key(record)
@@ -175,3 +182,16 @@ class Listing(Generic[T]):
                 )
             records.extend(page.records)
         return records
+
+
+def _kind(value: object) -> str:
+    """A JSON value's kind, for a problem text (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else type(value).__name__

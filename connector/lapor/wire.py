@@ -119,7 +119,14 @@ def parse_wib(value: object) -> datetime:
         parsed = datetime.strptime(value.strip(), _WIB_FORMAT)  # noqa: DTZ007 (zone added below)
     except ValueError:
         raise ValueError("not a d-m-Y H:i:s timestamp") from None
-    return parsed.replace(tzinfo=WIB).astimezone(timezone.utc)
+    return _to_utc(parsed.replace(tzinfo=WIB))
+
+
+def _to_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # year 1 or 9999 moved across midnight UTC
+        raise ValueError("timestamp is out of range") from None
 
 
 def parse_iso(value: object) -> datetime:
@@ -135,7 +142,7 @@ def parse_iso(value: object) -> datetime:
         raise ValueError("not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("timestamp has no UTC offset, so the moment it names is unknown")
-    return parsed.astimezone(timezone.utc)
+    return _to_utc(parsed)
 
 
 _WIB_SHAPE = re.compile(r"^\d{1,2}-\d{1,2}-\d{4}[ T]\d{1,2}:\d{2}(:\d{2})?$")
@@ -166,7 +173,7 @@ def parse_deadline(value: object) -> datetime:
     if isinstance(value, str) and _BARE_DATE.match(value.strip()):
         day = date.fromisoformat(value.strip())
         end = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=WIB)
-        return end.astimezone(timezone.utc)
+        return _to_utc(end)
     return parse_any_timestamp(value)
 
 
@@ -496,7 +503,7 @@ class _DataLog(_Wire):
         if isinstance(payload, str):
             try:
                 payload = json.loads(payload) if payload.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ValueError("data is not a JSON string") from None
         if not isinstance(payload, dict):
             return None, None
@@ -609,12 +616,61 @@ def _problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
 def _record_id(raw: object) -> str | None:
     if isinstance(raw, Mapping):
         value = raw.get("id")
-        if isinstance(value, (int, str)) and str(value).isdigit():
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
             return str(value)
     return None
 
 
+#: Deepest nesting a record may have (LAPOR!'s go four levels deep); deeper is refused before
+#: validation, so that nothing downstream (pydantic, json, SQLite) has to recurse through it.
+MAX_NESTING = 32
+
+
+def _too_deep(raw: object, limit: int = MAX_NESTING) -> str | None:
+    """The top-level field under which ``raw`` nests deeper than ``limit``, or None."""
+    stack: list[tuple[object, int, str]] = [(raw, 0, "(record)")]
+    while stack:
+        value, depth, field_name = stack.pop()
+        if isinstance(value, Mapping):
+            children: Sequence[tuple[object, object]] = list(value.items())
+        elif isinstance(value, (list, tuple)):
+            children = list(enumerate(value))
+        else:
+            continue
+        if depth >= limit:
+            return field_name
+        for key, child in children:
+            stack.append((child, depth + 1, field_name if depth else str(key)[:40]))
+    return None
+
+
+def shallow(raw: object, limit: int = MAX_NESTING) -> object:
+    """``raw`` with whatever nests deeper than ``limit`` replaced by a marker, to keep in quarantine."""
+    if isinstance(raw, Mapping):
+        if limit <= 0:
+            return "(nested too deep)"
+        return {str(k): shallow(v, limit - 1) for k, v in raw.items()}
+    if isinstance(raw, (list, tuple)):
+        return "(nested too deep)" if limit <= 0 else [shallow(v, limit - 1) for v in raw]
+    return raw
+
+
+def _check_nesting(raw: object, what: str, record: object = None) -> None:
+    field_name = _too_deep(raw)
+    if field_name is not None:
+        record_id = _record_id(raw if record is None else record)
+        label = f"{what} {record_id}" if record_id else what
+        raise MalformedRecord(
+            f"LAPOR! sent an invalid {label}",
+            [FieldProblem(field_name, f"nested deeper than {MAX_NESTING} levels")],
+            record_id=record_id,
+        )
+
+
 def _validate(model: type[W], raw: object, what: str) -> W:
+    _check_nesting(raw, what)
     try:
         return model.model_validate(raw)
     except ValidationError as error:
@@ -664,6 +720,7 @@ def complaint_detail(results: object, aliases: StatusAliases | None = None) -> m
     """A C2 ``results`` (``data`` and ``data_logs``) as a canonical complaint."""
     if not isinstance(results, Mapping) or not isinstance(results.get("data"), Mapping):
         raise MalformedRecord("LAPOR! sent a complaint detail without data")
+    _check_nesting(results, "complaint", results["data"])
     detail = _validate(_Detail, results["data"], "complaint")
     status = _status(detail, aliases)
     raw_logs = _list(results.get("data_logs"))

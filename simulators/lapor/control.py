@@ -115,6 +115,30 @@ class SimControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
+    def inject(
+        self,
+        route: str,
+        record: Any = None,
+        *,
+        records: list[Any] | None = None,
+        raw_json: str | list[str] | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` answers of ``route`` (inbox, complaint, followups) carry raw records.
+
+        Added to an inbox or follow-ups page's data list; for a complaint, its detail's data.
+        ``raw_json`` gives records as JSON texts, sent as they are (for nesting json cannot write).
+        """
+        body: dict[str, Any] = {"route": route, "count": count, "records": list(records or [])}
+        if record is not None:
+            body["record"] = record
+        if raw_json is not None:
+            body["raw_json"] = raw_json
+        self._call("POST", "inject", body)
+
+    def clear_injections(self) -> None:
+        self._call("DELETE", "inject")
+
     def complaints(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "complaints")
         return result

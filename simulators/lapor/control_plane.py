@@ -48,6 +48,7 @@ def handle_control(server: SimServer, method: str, path: str, raw: bytes) -> tup
             world.reset(int(body.get("seed", 1)), int(body.get("complaints", 40)))
             server.faults.clear()
             server.last_list.clear()
+            server.injections.clear()
             return 200, {"ok": True}
         if (method, path) == ("GET", "/_sim/stats"):
             return 200, {
@@ -104,6 +105,15 @@ def handle_control(server: SimServer, method: str, path: str, raw: bytes) -> tup
             return 201, {"id": rule.id}
         if (method, path) == ("DELETE", "/_sim/faults"):
             server.faults.clear()
+            return 200, {"ok": True}
+        if (method, path) == ("POST", "/_sim/inject"):
+            try:
+                injection = server.inject(body)
+            except (TypeError, ValueError) as error:
+                raise ApiError(422, "VALIDATION_ERROR", str(error)) from None
+            return 201, {"route": injection.route, "count": injection.count}
+        if (method, path) == ("DELETE", "/_sim/inject"):
+            server.injections.clear()
             return 200, {"ok": True}
         if (method, path) == ("GET", "/_sim/complaints"):
             return 200, [_plain(c) for c in world.complaints.values()]

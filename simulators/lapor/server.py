@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +31,7 @@ TOKEN_RE = re.compile(
     r"^\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}$"
 )
 LIST_ROUTES = frozenset({"categories", "institutions", "templates", "inbox", "followups"})
+INJECT_ROUTES = frozenset({"inbox", "complaint", "followups"})
 WRITE_ROUTES = frozenset({"followup_add", "reject", "process", "create", "upload"})
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -67,6 +69,16 @@ class Dropped(Exception):
     """The connection was dropped on purpose (commit-then-drop)."""
 
 
+@dataclass
+class Injection:
+    """Raw records (JSON values, or JSON texts sent as they are) for the next ``count`` answers."""
+
+    route: str
+    records: list[Any]
+    raw_json: list[str]
+    count: int
+
+
 class SimServer(ThreadingHTTPServer):
     """The HTTP server, holding the world and the simulator's settings."""
 
@@ -87,6 +99,35 @@ class SimServer(ThreadingHTTPServer):
         self.recent: dict[str, deque[float]] = {}
         self.last_list: dict[str, list[Any]] = {}
         self.rate_lock = threading.Lock()
+        #: Raw records the next answers of a route carry (``POST /_sim/inject``), under world.lock.
+        self.injections: list[Injection] = []
+
+    def inject(self, body: dict[str, Any]) -> Injection:
+        """Add an injection from a control-plane body; ValueError names what is wrong."""
+        route = body.get("route")
+        if route not in INJECT_ROUTES:
+            raise ValueError(f"route: one of {', '.join(sorted(INJECT_ROUTES))}")
+        count = body.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError("count: a positive integer")
+        records = list(body.get("records", []))
+        if "record" in body:
+            records.append(body["record"])
+        raw = body.get("raw_json", [])
+        texts = [raw] if isinstance(raw, str) else list(raw)
+        if not all(isinstance(t, str) for t in texts) or not records + texts:
+            raise ValueError("give record, records (JSON values) or raw_json (JSON texts)")
+        injection = Injection(route=route, records=records, raw_json=texts, count=count)
+        self.injections.append(injection)
+        return injection
+
+    def take_injections(self, route: str) -> list[Injection]:
+        """The injections the answer of ``route`` being made carries (each counts one use)."""
+        taken = [i for i in self.injections if i.route == route and i.count > 0]
+        for injection in taken:
+            injection.count -= 1
+        self.injections = [i for i in self.injections if i.count > 0]
+        return taken
 
     def rate_limited(self, token: str) -> float | None:
         """Seconds until the token may send again, or None if it may send now."""
@@ -152,9 +193,12 @@ class Handler(BaseHTTPRequestHandler):
         except Dropped:
             return
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode("ascii")  # ASCII escapes keep even lone surrogates intact
-        self._send(status, data, "application/json", headers)
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None,
+                   raw_json: dict[str, str] | None = None) -> None:  # fmt: skip
+        text = json.dumps(payload)  # ASCII escapes keep even lone surrogates intact
+        for placeholder, raw in (raw_json or {}).items():  # injected JSON texts, sent as they are
+            text = text.replace(json.dumps(placeholder), raw, 1)
+        self._send(status, text.encode("utf-8", "surrogatepass"), "application/json", headers)
 
     def _send(
         self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -221,12 +265,13 @@ class Handler(BaseHTTPRequestHandler):
                 payload = dialects.apply(self.server.dialect, route, payload)
                 if rule is not None and rule.mode == "malformed":
                     corrupt_answer(route, payload, rule.variant)  # after the dialect: stays corrupt
+                raw_json = inject_records(payload, self.server.take_injections(route))
         if rule is not None and rule.mode == "drop_after_commit":
             self._drop()
         if isinstance(payload, (bytes, bytearray)):
             self._send(status, bytes(payload), params.get("_ctype", "application/octet-stream"))
         else:
-            self._send_json(status, payload)
+            self._send_json(status, payload, raw_json=raw_json)
 
     def _fault_answered(self, rule: FaultRule) -> bool:
         """Answer an error-mode fault; wait out a slow one. True if the request is answered."""
@@ -434,6 +479,29 @@ def parse_body(
                 fields[name] = data.decode("utf-8", "replace")
         return fields, files
     raise ApiError(400, "BAD_REQUEST", "Jenis konten tidak didukung.")
+
+
+def inject_records(payload: Any, injections: list[Injection]) -> dict[str, str]:
+    """Add injected records to an answer: to a list's data, or as a detail's data.
+
+    Returns the placeholders standing for injected JSON texts, which ``_send_json`` replaces.
+    """
+    results = payload.get("results") if isinstance(payload, dict) else None
+    raw_json: dict[str, str] = {}
+    if not isinstance(results, dict):
+        return raw_json
+    for injection in injections:
+        records = list(injection.records)
+        for text in injection.raw_json:
+            placeholder = f"\x00sim-raw-json:{len(raw_json)}"
+            raw_json[placeholder] = text
+            records.append(placeholder)
+        if injection.route == "complaint":
+            if records:
+                results["data"] = records[-1]
+        elif isinstance(results.get("data"), list):
+            results["data"].extend(records)
+    return raw_json
 
 
 def corrupt_answer(route: str, payload: Any, variant: str | None) -> None:

@@ -112,6 +112,11 @@ def test_killed_and_restarted_sync_loses_and_duplicates_nothing(tmp_path: Path, 
             c["external_ref"] for c in lapor.state.complaints.values() if c["external_ref"]
         )
         assert {c["id"]: on_lapor[c["id"]] for c in internal} == {c["id"]: 1 for c in internal}
+        tracking = {c["external_ref"]: c["tracking_id"] for c in lapor.state.complaints.values()}
+        written_back = {c["id"]: (c["lapor"] or {}).get("tracking_id") for c in internal}
+        assert written_back == {
+            c["id"]: tracking[c["id"]] for c in internal
+        }  # every id written back
         posted = Counter(
             f["content"]
             for items in lapor.state.followups.values()

@@ -448,3 +448,32 @@ def test_kill_between_the_agency_create_and_the_replies_loses_no_reply(
     agency_id = agency_linked(agency_control)[fresh]["id"]
     replies = [f for f in adapter.followups(agency_id) if f.content == "Ini balasan pelapor."]
     assert len(replies) == 1
+
+
+def test_a_followups_out_quarantine_entry_is_replayed_and_resolved_only_when_done(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: AgencyControl,
+    mappings_dir: Any,
+) -> None:  # fmt: skip
+    """A follow-up posted whose status action had no mapping: quarantined; after the mapping is
+    fixed the replay sends the action (LAPOR! shows Ditunda) and only then resolves the entry."""
+    from connector.flows.followups_out import resync_agency_followup
+
+    statuses = mappings_dir / "statuses.yaml"
+    original = statuses.read_text()
+    statuses.write_text(original.replace("  ditunda: postpone", ""))
+    sync = make_sync()
+    run_inbound(sync)
+    lapor_id, agency_id = linked_in_process(sim, agency_control)
+    followup_id = agency_control.add_staff_followup(
+        agency_id, "Menunggu dokumen pelapor.", status_after="ditunda"
+    )
+    run_followups_out(sync)
+    assert len(posted(sim, lapor_id, "Menunggu dokumen pelapor.")) == 1
+    (entry,) = sync.store.quarantined()
+    assert entry.source == "followups_out"
+    statuses.write_text(original)
+    fixed = make_sync()
+    resync_agency_followup(fixed, agency_id, followup_id)
+    assert sim.state.complaints[lapor_id]["status"] == "postponed"
+    assert fixed.store.quarantined() == []
+    assert len(posted(sim, lapor_id, "Menunggu dokumen pelapor.")) == 1

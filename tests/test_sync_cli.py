@@ -328,3 +328,40 @@ def test_status_check_is_healthy_only_when_everything_is(
     assert "inbound: 1 dead write(s)" in sick.output
     report = json.loads(run(config, "status", "--json", "--max-quarantined", "99").output)
     assert report["healthy"] is False
+
+
+def test_quarantine_retry_of_a_write_says_whether_it_died_again(
+    config: Path, control: SimControl, agency_system: AgencySystem
+) -> None:
+    """retry --write N prints the write's real state: dead again (exit 6), then done (exit 0)."""
+    import sqlite3
+
+    raw = yaml.safe_load(config.read_text())
+    raw["outbox"] = {"max_attempts": 1}
+    raw["agency"]["retry"] = {"max_attempts": 1}
+    config.write_text(yaml.safe_dump(raw))
+    agency = AgencyControl(agency_system.root_url)
+    assert run(config, "sync", "--flow", "inbound").exit_code in (0, 6)  # the seeded ones first
+    fresh = control.submit(title="Satu lagi", content="Isi.", category_id=436)
+    control.advance_seconds(60)
+    control.dispose(fresh, 145)
+    agency.add_fault("create", "server_error", count=2)  # the sync's attempt, and one retry
+    assert run(config, "sync", "--flow", "inbound").exit_code == 6
+    with sqlite3.connect(config.parent / "state.sqlite") as db:
+        (write_id,) = db.execute("SELECT id FROM outbox WHERE state = 'dead' LIMIT 1").fetchone()
+    again = run(config, "quarantine", "retry", "--write", str(write_id))
+    assert again.exit_code == 6, again.output
+    assert f"write {write_id}" in again.output
+    assert ": dead" in again.output
+    done = run(config, "quarantine", "retry", "--write", str(write_id))
+    assert done.exit_code == 0, done.output
+    assert ": done" in done.output
+
+
+def test_resync_of_a_range_counts_what_it_checked(config: Path) -> None:
+    """resync --since reports the complaints it found in step, not zeros."""
+    assert run(config, "sync").exit_code in (0, 6)
+    result = run(config, "resync", "--since", "2000-01-01T00:00:00+00:00")
+    assert result.exit_code in (0, 6), result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("inbound:"))
+    assert "unchanged 0" not in line

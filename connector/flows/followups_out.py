@@ -49,13 +49,20 @@ def run_followups_out(sync: Sync) -> FollowupsReport:
     return report
 
 
-def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsReport) -> bool:
+def push_followup(
+    sync: Sync, followup: m.AgencyFollowUp, report: FollowupsReport, *, replay: bool = False
+) -> bool:
     """Post one agency follow-up to LAPOR! if it is the agency's and its complaint is linked.
 
     Return False when it must wait: its complaint belongs on LAPOR! but is not linked yet (a
-    create still in flight), so the caller reads it again next time.
+    create still in flight), so the caller reads it again next time. With ``replay`` (a
+    quarantined follow-up replayed after a fix) a follow-up already posted still gets the status
+    action its ``status_after`` names, if that was what was set aside.
     """
-    if followup.author != "agency" or sync.links.followup_linked(agency_followup_id=followup.id):
+    if followup.author != "agency":
+        return True
+    posted = sync.links.followup_linked(agency_followup_id=followup.id)
+    if posted and not (replay and followup.status_after is not None):
         return True
     link = sync.links.by_agency_id(followup.complaint_id)
     if link is None or link.lapor_id is None:
@@ -73,7 +80,7 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
         "tracking_id": link.tracking_id,
         "agency_id": followup.complaint_id,
     }
-    problems = sync.lapor.followup_problems(followup.content)
+    problems = [] if posted else sync.lapor.followup_problems(followup.content)
     if problems and sync.outbox.get(f"lapor.followup:{followup.id}") is None:
         error = errors.RecordNotSendable(
             f"agency follow-up {followup.id} would be refused by LAPOR!; fix it in the agency "
@@ -85,23 +92,27 @@ def push_followup(sync: Sync, followup: m.AgencyFollowUp, report: FollowupsRepor
             sync.quarantine(FLOW, followup.id, error, _raw(followup), **ids)
         report.quarantined += 1
         return True
-    outcome = sync.write(
-        key=f"lapor.followup:{followup.id}",
-        flow=FLOW,
-        target="lapor",
-        operation="lapor_add_followup",
-        subject=subject,
-        payload={
-            "complaint_id": link.lapor_id,
-            "content": followup.content,
-            "is_secret": followup.is_secret,
-            "agency_id": followup.complaint_id,
-            "agency_followup_id": followup.id,
-            "_fields": ["content"],
-        },
-        lookup={**ids, "fingerprint": content_fingerprint(followup.content)},
+    outcome = (
+        None
+        if posted
+        else sync.write(
+            key=f"lapor.followup:{followup.id}",
+            flow=FLOW,
+            target="lapor",
+            operation="lapor_add_followup",
+            subject=subject,
+            payload={
+                "complaint_id": link.lapor_id,
+                "content": followup.content,
+                "is_secret": followup.is_secret,
+                "agency_id": followup.complaint_id,
+                "agency_followup_id": followup.id,
+                "_fields": ["content"],
+            },
+            lookup={**ids, "fingerprint": content_fingerprint(followup.content)},
+        )
     )
-    if (outcome is not None and outcome.state == "done") or sync.dry_run:
+    if (outcome is not None and outcome.state == "done") or (sync.dry_run and not posted):
         report.posted += 1
     if followup.status_after is None:
         return True
@@ -151,7 +162,7 @@ def resync_agency_followup(
     for followup in sync.agency.followups(complaint_id):
         if followup.id == followup_id:
             before = report.quarantined
-            push_followup(sync, followup, report)
+            push_followup(sync, followup, report, replay=True)
             if report.quarantined == before and not sync.dry_run:
                 with sync.store.transaction():
                     sync.store.release(FLOW, followup_id)

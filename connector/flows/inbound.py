@@ -192,6 +192,7 @@ def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inbound
         # Nothing the agency holds changed (a reply, say): no PATCH, only the replies.
         if _replies(sync, summary, link, report) is not False:
             _in_step(sync, summary)
+            report.unchanged += 1  # checked, and in step
         return
     patch: dict[str, object] = {}
     redisposed = summary.disposition_id != sync.institution_id

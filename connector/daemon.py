@@ -21,6 +21,7 @@ from connector import errors
 from connector.clock import SystemClock
 from connector.config import Settings
 from connector.flows import FLOWS, run_flow
+from connector.installation import StateLost
 from connector.lapor.client import LaporClient
 from connector.logs import get_logger
 from connector.mappings import check_mappings
@@ -40,7 +41,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self._stopped = threading.Event()
         self._one_at_a_time = threading.Lock()
-        self.fatal: errors.FatalError | None = None
+        self.fatal: errors.FatalError | StateLost | None = None
         self.runs = 0
 
     def jobs(self) -> dict[str, tuple[Callable[[], Any], float]]:
@@ -58,7 +59,12 @@ class Daemon:
     def run_flow(self, name: str) -> None:
         """One run of a flow, with fresh connections (mapping fixes apply without a restart)."""
         # Flows run one at a time: each reads what the others wrote, in a simple order.
-        with self._one_at_a_time, open_sync(self.settings, self.clock, writer=False) as sync:
+        # The daemon holds the writer lock for its lifetime; each run still checks the state is
+        # this installation's (the agency may have been down when the daemon started).
+        with (
+            self._one_at_a_time,
+            open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
+        ):
             report = run_flow(sync, name)
             log.info(
                 "flow_finished",
@@ -113,7 +119,8 @@ class Daemon:
             def finished(event: JobExecutionEvent) -> None:
                 self.runs += 1
                 error = event.exception
-                if isinstance(error, errors.FatalError):
+                if isinstance(error, (errors.FatalError, StateLost)):
+                    # Refused credentials, a broken contract, or a lost state: retrying cannot help.
                     self.fatal = error
                     log.critical(
                         "daemon_stopping_on_fatal_error", job=event.job_id, error=str(error)

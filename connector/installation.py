@@ -45,10 +45,21 @@ def linked_on_the_agency(agency: AgencyAdapter, pages: int = PAGES_CHECKED) -> s
     return None
 
 
+#: State files this process has quick-checked already (the check reads the whole file).
+_CHECKED: set[str] = set()
+
+
 def check_installation(store: StateStore, settings: Settings, agency: AgencyAdapter) -> None:
-    """Refuse a state that is corrupt, foreign, or lost; adopt a blank one for a fresh install."""
-    result = store.db.execute("PRAGMA quick_check").fetchone()[0]
-    if result != "ok":
+    """Refuse a state that is corrupt, foreign, or lost; adopt a blank one for a fresh install.
+
+    Cheap once the state is adopted (a lookup of its identity), so every writer's run does it;
+    the quick check of the whole file runs once per process and file.
+    """
+    path = str(store.path.resolve())
+    result = "ok" if path in _CHECKED else store.db.execute("PRAGMA quick_check").fetchone()[0]
+    if result == "ok":
+        _CHECKED.add(path)
+    else:
         raise StateLost(
             [
                 f"state.path: {store.path} is corrupt (SQLite quick_check: {str(result)[:80]}); "

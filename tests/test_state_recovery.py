@@ -117,3 +117,12 @@ def test_rebuild_refuses_a_state_in_use(config: Path) -> None:
     refused = run(config, "state", "rebuild")
     assert refused.exit_code == 3
     assert "is in use" in refused.output
+
+
+def test_the_daemon_stops_on_a_lost_state(config: Path, tmp_path: Path) -> None:
+    """`run` on a lost state stops at once with exit 3 instead of syncing or looping."""
+    assert run(config, "sync").exit_code in (0, 6)
+    lose(tmp_path / "state.sqlite", "deleted")
+    result = run(config, "run")
+    assert result.exit_code == 3, result.output
+    assert "state rebuild" in result.output

@@ -113,7 +113,7 @@ class Sync:
         for bad in invalid:
             self.quarantine(
                 flow,
-                bad.record_id or "(no id)",
+                bad.record_id or "",  # no id: the store keys the entry by the record's hash
                 errors.MalformedRecord(f"invalid {what}", bad.problems),
                 bad.raw,
             )

@@ -24,10 +24,10 @@ from connector.errors import RecordError
 from connector.flows.inbound import run_inbound
 from connector.lapor import wire
 from connector.lapor.client import LaporClient
-from connector.lapor.transport import cut_deep_json
 from connector.mappings import load_mappings
 from connector.state import StateStore
 from connector.sync import Sync
+from connector.untrusted import cut_deep_json
 from simulators.agency import AgencyControl, AgencySystem
 from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID

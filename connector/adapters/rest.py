@@ -8,12 +8,14 @@ safely too (the agency system answers a repeated key with the first result).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
 
 import requests
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from connector import errors
 from connector import models as m
@@ -23,9 +25,46 @@ from connector.config import AgencySettings
 from connector.http import new_session, parse_retry_after, send, with_retries
 from connector.lapor.wire import parse_iso
 from connector.logs import register_secret, scrub
+from connector.untrusted import MAX_NESTING, decode_json, shallow, too_deep
+from connector.untrusted import MAX_SQLITE_INT as MAX_ID
+
+T = TypeVar("T")
+
+# --- field types: what the state store, LAPOR! and a URL path can hold ------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Longest id the connector takes from the agency system (ids name URL paths and state keys).
+MAX_ID_LENGTH = 200
+
+
+def _text(value: str) -> str:
+    """Text that UTF-8 and SQLite can hold: no unpaired surrogate, no NUL or control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text holds an unpaired surrogate (broken unicode)") from None
+    if _CONTROL.search(value):
+        raise ValueError("text holds control characters")
+    return value
+
+
+def _id(value: str) -> str:
+    if not value.strip() or value.strip(".") == "":
+        raise ValueError("expected an id, got a blank one")
+    return _text(value)
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    return value
+
 
 IsoTime = Annotated[datetime, BeforeValidator(parse_iso)]
-T = TypeVar("T")
+Text = Annotated[str, AfterValidator(_text)]
+Id = Annotated[str, Field(max_length=MAX_ID_LENGTH), AfterValidator(_id)]
+#: A number stored in an SQLite INTEGER column (LAPOR! ids, sizes).
+Number = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_ID)]
 
 
 class _Wire(BaseModel):
@@ -33,55 +72,55 @@ class _Wire(BaseModel):
 
 
 class _Reporter(_Wire):
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
+    name: Text | None = None
+    email: Text | None = None
+    phone: Text | None = None
 
 
 class _Lapor(_Wire):
-    id: int
-    tracking_id: str
+    id: Annotated[Number, Field(gt=0)]
+    tracking_id: Annotated[Text, Field(max_length=MAX_ID_LENGTH)]
     status_code: m.ComplaintStatus | None = None
-    disposition_id: int | None = None
+    disposition_id: Number | None = None
 
 
 class _Attachment(_Wire):
-    id: str
-    file_name: str
-    content_type: str | None = None
-    size: int | None = None
-    url: str | None = None
+    id: Id
+    file_name: Text
+    content_type: Text | None = None
+    size: Number | None = None
+    url: Text | None = None
 
 
 class _Complaint(_Wire):
-    id: str
-    source: str
-    channel: str
-    title: str
-    content: str
-    category_code: str | None = None
-    unit_code: str | None = None
-    status: str
+    id: Id
+    source: Literal["internal", "lapor"]
+    channel: Text
+    title: Text
+    content: Text
+    category_code: Text | None = None
+    unit_code: Text | None = None
+    status: Text
     is_secret: bool
     is_anonymous: bool
     reporter: _Reporter | None = None
     lapor: _Lapor | None = None
     report_to_lapor: bool = False
     incident_date: date | None = None
-    tags: str | None = None
+    tags: Text | None = None
     attachments: list[_Attachment] = []
     created_at: IsoTime
     updated_at: IsoTime
 
 
 class _FollowUp(_Wire):
-    id: str
-    complaint_id: str
-    author: str
-    content: str
+    id: Id
+    complaint_id: Id
+    author: Literal["agency", "reporter", "lapor_admin"]
+    content: Text
     is_secret: bool = False
-    status_after: str | None = None
-    lapor_followup_id: int | None = None
+    status_after: Text | None = None
+    lapor_followup_id: Annotated[Number, Field(gt=0)] | None = None
     created_at: IsoTime
     updated_at: IsoTime
 
@@ -108,13 +147,27 @@ def _followup(raw: object) -> m.AgencyFollowUp:
 W = TypeVar("W", bound=_Wire)
 
 
+def _record_id(raw: object) -> str | None:
+    """The record's id, when it is one the connector can key and name it by."""
+    value = raw.get("id") if isinstance(raw, Mapping) else None
+    try:
+        return _id(value) if isinstance(value, str) and len(value) <= MAX_ID_LENGTH else None
+    except ValueError:
+        return None
+
+
 def _validate(model: type[W], raw: object, what: str) -> W:
+    deep = too_deep(raw)  # refused before pydantic, json or SQLite has to recurse through it
+    if deep is not None:
+        raise errors.MalformedRecord(
+            f"the agency system sent an invalid {what}",
+            [errors.FieldProblem(deep, f"nested deeper than {MAX_NESTING} levels")],
+            record_id=_record_id(raw),
+        )
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        record_id = (
-            str(raw.get("id")) if isinstance(raw, Mapping) and raw.get("id") is not None else None
-        )
+        record_id = _record_id(raw)
         problems = [
             errors.FieldProblem(
                 ".".join(str(p) for p in item["loc"]) or "(record)",
@@ -125,6 +178,11 @@ def _validate(model: type[W], raw: object, what: str) -> W:
         raise errors.MalformedRecord(
             f"the agency system sent an invalid {what}", problems, record_id=record_id
         ) from None
+
+
+def _path(record_id: str) -> str:
+    """An agency id as one URL path segment (an id holding ``/`` or ``?`` names no other route)."""
+    return quote(record_id, safe="")
 
 
 def _lapor_ref(ref: m.LaporRef | None) -> dict[str, Any] | None:
@@ -243,10 +301,7 @@ class RestAdapter(AgencyAdapter):
 
     def _decode(self, response: requests.Response, label: str) -> Any:
         status = response.status_code
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = None
+        body = decode_json(response)
         if status < 300:
             if body is None:
                 raise errors.ServiceUnavailable(f"{label}: {status} with no JSON body")
@@ -298,8 +353,9 @@ class RestAdapter(AgencyAdapter):
             for raw in body["items"]:
                 try:
                     page.items.append(parse(raw))
-                except errors.MalformedRecord as error:
-                    page.invalid.append(m.InvalidRecord.from_error(source, error, raw))
+                except errors.RecordError as error:
+                    # Kept in quarantine as received, but never nested deeper than the reader takes.
+                    page.invalid.append(m.InvalidRecord.from_error(source, error, shallow(raw)))
             yield page
             if not page.next_cursor:
                 return
@@ -340,7 +396,7 @@ class RestAdapter(AgencyAdapter):
         return self._pages("/complaints", _complaint, "agency.complaints", updated_since)
 
     def complaint(self, complaint_id: str) -> m.AgencyComplaint:
-        return _complaint(self._call("GET", f"/complaints/{complaint_id}"))
+        return _complaint(self._call("GET", f"/complaints/{_path(complaint_id)}"))
 
     def find_by_lapor_id(self, lapor_id: int) -> m.AgencyComplaint | None:
         for page in self._pages(
@@ -383,11 +439,11 @@ class RestAdapter(AgencyAdapter):
             else None
         )
         return _complaint(
-            self._call("PATCH", f"/complaints/{complaint_id}", json=body, headers=headers)
+            self._call("PATCH", f"/complaints/{_path(complaint_id)}", json=body, headers=headers)
         )
 
     def followups(self, complaint_id: str) -> list[m.AgencyFollowUp]:
-        body = self._call("GET", f"/complaints/{complaint_id}/followups")
+        body = self._call("GET", f"/complaints/{_path(complaint_id)}/followups")
         if not isinstance(body, list):
             raise errors.ProtocolError(
                 f"agency GET /complaints/{complaint_id}/followups: expected a list"
@@ -405,7 +461,7 @@ class RestAdapter(AgencyAdapter):
         return _followup(
             self._call(
                 "POST",
-                f"/complaints/{complaint_id}/followups",
+                f"/complaints/{_path(complaint_id)}/followups",
                 json=new.model_dump(),
                 headers={"Idempotency-Key": idempotency_key},
             )

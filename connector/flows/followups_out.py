@@ -66,7 +66,14 @@ def push_followup(
         return True
     link = sync.links.by_agency_id(followup.complaint_id)
     if link is None or link.lapor_id is None:
-        complaint = sync.agency.complaint(followup.complaint_id)
+        try:
+            complaint = sync.agency.complaint(followup.complaint_id)
+        except (errors.NotFound, errors.RecordError) as missing:  # no such complaint, or a bad one
+            sync.quarantine(
+                FLOW, followup.id, missing, _raw(followup), agency_id=followup.complaint_id
+            )
+            report.quarantined += 1
+            return True
         belongs_on_lapor = complaint.lapor is not None or (
             complaint.source == "internal" and complaint.report_to_lapor
         )

@@ -43,7 +43,14 @@ def run_intake_out(sync: Sync) -> IntakeReport:
         if outcome.state == "done" and outcome.item.operation == "lapor_create_complaint":
             # A create whose answer was lost, found by its lookup: write the tracking id back
             # now (the agency's listing will not show this complaint again until it changes).
-            file_complaint(sync, sync.agency.complaint(outcome.item.subject), report)
+            try:
+                complaint = sync.agency.complaint(outcome.item.subject)
+            except (errors.NotFound, errors.RecordError) as error:
+                sync.quarantine(FLOW, outcome.item.subject, error, {"id": outcome.item.subject},
+                                agency_id=outcome.item.subject)  # fmt: skip
+                report.quarantined += 1
+                continue
+            file_complaint(sync, complaint, report)
     for page in sync.agency.complaints(sync.store.watermark(FLOW)):
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "agency complaint")
         for complaint in page.items:
@@ -134,7 +141,14 @@ def file_complaint(sync: Sync, complaint: m.AgencyComplaint, report: IntakeRepor
     )
     if written is not None and written.state == "done":
         report.written_back += 1
-    for followup in sync.agency.followups(complaint.id):
+    try:
+        followups = sync.agency.followups(complaint.id)
+    except (errors.NotFound, errors.RecordError) as error:  # listed, yet gone, or a bad follow-up
+        sync.quarantine(FLOW, complaint.id, error,
+                        complaint.model_dump(mode="json", exclude={"reporter"}), agency_id=complaint.id)  # fmt: skip
+        report.quarantined += 1
+        return
+    for followup in followups:
         push_followup(sync, followup, FollowupsReport())
 
 

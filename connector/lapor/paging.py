@@ -25,6 +25,7 @@ from connector.lapor import wire
 from connector.lapor.transport import LaporTransport
 from connector.logs import get_logger
 from connector.models import InvalidRecord
+from connector.untrusted import shallow
 
 log = get_logger("lapor.paging")
 
@@ -137,7 +138,7 @@ class Listing(Generic[T]):
                     record = self._parse(raw)
                 except RecordError as error:
                     # Kept in quarantine as received, but never nested deeper than the reader takes.
-                    invalid = InvalidRecord.from_error(self._source, error, wire.shallow(raw))
+                    invalid = InvalidRecord.from_error(self._source, error, shallow(raw))
                     result.invalid.append(invalid)
                     continue
                 if self._key is not None:

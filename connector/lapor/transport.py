@@ -14,9 +14,7 @@ Policy, in one place:
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +28,7 @@ from connector.http import new_session, parse_retry_after, send, with_retries
 from connector.lapor import wire
 from connector.logs import get_logger, register_secret, scrub
 from connector.ratelimit import TokenBucket
+from connector.untrusted import decode_json
 
 log = get_logger("lapor.transport")
 
@@ -234,50 +233,5 @@ class LaporTransport:
         return body
 
 
-#: Containers nested deeper than this are cut out (as ``null``) before a body is decoded: the json
-#: module recurses once a level and fails past about 1,000, which would lose the whole page for
-#: one poison record. What is left is still too deep for the reader, which quarantines the record.
-MAX_DECODE_DEPTH = 200
-#: Integers with more digits stay text (Python refuses to convert past 4,300; no field holds one).
-MAX_INT_DIGITS = 1000
-_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-
-
 def _json_or_none(response: requests.Response) -> Any:
-    """The decoded body, or None when it is empty or not JSON (a malformed answer)."""
-    if not response.content:
-        return None
-    try:
-        return response.json()  # the fast path: C-level decoding of every number
-    except RecursionError:
-        pass  # a poison record nested too deep: cut it out below
-    except ValueError as error:
-        if "digits" not in str(error):  # not JSON at all
-            return None
-    try:  # a poison record: an integer of thousands of digits, or nesting json cannot follow
-        return json.loads(cut_deep_json(response.text), parse_int=_int_or_text)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _int_or_text(digits: str) -> int | str:
-    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
-
-
-def cut_deep_json(text: str, limit: int = MAX_DECODE_DEPTH) -> str:
-    """``text`` with every array or object nested deeper than ``limit`` replaced by ``null``."""
-    parts: list[str] = []
-    depth, kept_until, cut_from = 0, 0, -1
-    for match in _JSON_TOKENS.finditer(text):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-            if depth == limit + 1:
-                cut_from = match.start()
-        elif token in ("]", "}"):
-            if depth == limit + 1 and cut_from >= 0:
-                parts += [text[kept_until:cut_from], "null"]
-                kept_until, cut_from = match.end(), -1
-            depth -= 1
-    parts.append(text[kept_until:])
-    return "".join(parts)
+    return decode_json(response)

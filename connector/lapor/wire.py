@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from connector import models as m
 from connector.errors import FieldProblem, MalformedRecord, ProtocolError, UnmappedValue
+from connector.untrusted import MAX_NESTING, MAX_SQLITE_INT, too_deep
 
 # --- paths ---------------------------------------------------------------------------------
 
@@ -210,7 +211,7 @@ def format_wib(moment: datetime) -> str:
 # --- field types ---------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-MAX_ID = 2**63 - 1  #: ids are stored in SQLite INTEGER columns
+MAX_ID = MAX_SQLITE_INT  #: ids are stored in SQLite INTEGER columns
 
 
 def _clean_text(value: object) -> object:
@@ -623,42 +624,8 @@ def _record_id(raw: object) -> str | None:
     return None
 
 
-#: Deepest nesting a record may have (LAPOR!'s go four levels deep); deeper is refused before
-#: validation, so that nothing downstream (pydantic, json, SQLite) has to recurse through it.
-MAX_NESTING = 32
-
-
-def _too_deep(raw: object, limit: int = MAX_NESTING) -> str | None:
-    """The top-level field under which ``raw`` nests deeper than ``limit``, or None."""
-    stack: list[tuple[object, int, str]] = [(raw, 0, "(record)")]
-    while stack:
-        value, depth, field_name = stack.pop()
-        if isinstance(value, Mapping):
-            children: Sequence[tuple[object, object]] = list(value.items())
-        elif isinstance(value, (list, tuple)):
-            children = list(enumerate(value))
-        else:
-            continue
-        if depth >= limit:
-            return field_name
-        for key, child in children:
-            stack.append((child, depth + 1, field_name if depth else str(key)[:40]))
-    return None
-
-
-def shallow(raw: object, limit: int = MAX_NESTING) -> object:
-    """``raw`` with whatever nests deeper than ``limit`` replaced by a marker, to keep in quarantine."""
-    if isinstance(raw, Mapping):
-        if limit <= 0:
-            return "(nested too deep)"
-        return {str(k): shallow(v, limit - 1) for k, v in raw.items()}
-    if isinstance(raw, (list, tuple)):
-        return "(nested too deep)" if limit <= 0 else [shallow(v, limit - 1) for v in raw]
-    return raw
-
-
 def _check_nesting(raw: object, what: str, record: object = None) -> None:
-    field_name = _too_deep(raw)
+    field_name = too_deep(raw)
     if field_name is not None:
         record_id = _record_id(raw if record is None else record)
         label = f"{what} {record_id}" if record_id else what

@@ -132,6 +132,31 @@ class AgencyControl:
         result: list[dict[str, Any]] = self._call("GET", "complaints")
         return result
 
+    def inject(
+        self,
+        route: str,
+        record: Any = None,
+        *,
+        records: list[Any] | None = None,
+        raw_json: str | list[str] | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` list answers of ``route`` carry raw records (test only).
+
+        ``complaints`` adds them to ``GET /complaints`` pages, ``followups`` to ``GET /followups``
+        pages, after the real items. ``raw_json`` gives records as JSON texts, sent as they are
+        (for nesting json.dumps cannot write).
+        """
+        body: dict[str, Any] = {"route": route, "count": count, "records": list(records or [])}
+        if record is not None:
+            body["record"] = record
+        if raw_json is not None:
+            body["raw_json"] = raw_json
+        self._call("POST", "inject", body)
+
+    def clear_injections(self) -> None:
+        self._call("DELETE", "inject")
+
     def add_fault(self, route: str, mode: str, count: int = 1) -> None:
         """Modes: server_error, unavailable, rate_limit, drop_after_commit, malformed (first list item)."""
         self._call("POST", "faults", {"route": route, "mode": mode, "count": count})

@@ -19,6 +19,8 @@ BASE = "/api/v1"
 FAULT_MODES = frozenset(
     {"server_error", "unavailable", "rate_limit", "drop_after_commit", "malformed"}
 )
+#: Control-plane injection routes, and the list routes whose answers carry them.
+INJECT_ROUTES = {"complaints": "complaints", "followups": "all_followups"}
 
 
 class Dropped(Exception):
@@ -42,6 +44,40 @@ class AgencyServer(ThreadingHTTPServer):
         self.writes: Counter[str] = Counter()
         self.faults: list[dict[str, Any]] = []
         self.fault_lock = threading.Lock()
+        #: Raw records the next list answers carry (``POST /_sim/inject``), under fault_lock.
+        self.injections: list[dict[str, Any]] = []
+
+    def inject(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add an injection from a control-plane body; ValueError names what is wrong."""
+        route = body.get("route")
+        if route not in INJECT_ROUTES:
+            raise ValueError(f"route: one of {', '.join(sorted(INJECT_ROUTES))}")
+        count = body.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError("count: a positive integer")
+        records = body.get("records", [])
+        raw = body.get("raw_json", [])
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(records, list) or not isinstance(texts, list):
+            raise ValueError("records and raw_json: lists")
+        if "record" in body:
+            records = [*records, body["record"]]
+        if not all(isinstance(t, str) for t in texts) or not records + texts:
+            raise ValueError("give record, records (JSON values) or raw_json (JSON texts)")
+        injection = {"route": INJECT_ROUTES[route], "records": records, "raw_json": texts,
+                     "count": count}  # fmt: skip
+        with self.fault_lock:
+            self.injections.append(injection)
+        return injection
+
+    def take_injections(self, route: str) -> list[dict[str, Any]]:
+        """The injections the list answer of ``route`` being made carries (each counts one use)."""
+        with self.fault_lock:
+            taken = [i for i in self.injections if i["route"] == route and i["count"] > 0]
+            for injection in taken:
+                injection["count"] -= 1
+            self.injections = [i for i in self.injections if i["count"] > 0]
+        return taken
 
     def take_fault(self, route: str) -> str | None:
         with self.fault_lock:
@@ -71,8 +107,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
+    def do_DELETE(self) -> None:
+        if not (self.server.control and self.path.startswith("/_sim/")):
+            self.send_error(501, "Unsupported method ('DELETE')")  # as before: the API has none
+            return
+        self._dispatch("DELETE")
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
+              raw_json: dict[str, str] | None = None) -> None:  # fmt: skip
+        text = "" if payload is None else json.dumps(payload)  # ASCII escapes keep lone surrogates
+        for placeholder, raw in (raw_json or {}).items():  # injected JSON texts, sent as they are
+            text = text.replace(json.dumps(placeholder), raw, 1)
+        data = text.encode("utf-8", "surrogatepass")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -104,6 +150,11 @@ class Handler(BaseHTTPRequestHandler):
                 raise AgencyError(429, "TOO_MANY_REQUESTS", "slow down")
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
             status, payload = self._api(method, route, args, params, raw, fault)
+            raw_json = (
+                inject_records(payload, self.server.take_injections(route))
+                if route in INJECT_ROUTES.values()
+                else None
+            )
             if route == "attachment":
                 self.send_response(200)
                 self.send_header("Content-Type", payload["content_type"])
@@ -117,7 +168,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 finally:
                     raise Dropped
-            self._send(status, payload)
+            self._send(status, payload, raw_json=raw_json)
         except AgencyError as error:
             headers = {"Retry-After": "2"} if error.status == 429 else None
             self._send(
@@ -244,6 +295,16 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, method: str, path: str, raw: bytes) -> Any:
         store, body = self.server.store, self._body(raw)
         with store.lock:
+            if (method, path) == ("POST", "/_sim/inject"):
+                try:
+                    injection = self.server.inject(body)
+                except (TypeError, ValueError) as error:
+                    raise AgencyError(422, "VALIDATION_ERROR", str(error)) from None
+                return {"route": body["route"], "count": injection["count"]}
+            if (method, path) == ("DELETE", "/_sim/inject"):
+                with self.server.fault_lock:
+                    self.server.injections.clear()
+                return {"ok": True}
             if (method, path) == ("GET", "/_sim/stats"):
                 return {"requests": dict(self.server.requests), "writes": dict(self.server.writes)}
             if (method, path) == ("POST", "/_sim/faults"):
@@ -288,6 +349,24 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and match:
                 return store.patch_complaint(match.group(1), {"status": body.get("status")}, None)
         raise AgencyError(404, "NOT_FOUND", f"no control route {method} {path}")
+
+
+def inject_records(payload: Any, injections: list[dict[str, Any]]) -> dict[str, str]:
+    """Add injected records to a list answer's items (after the real ones).
+
+    Returns the placeholders standing for injected JSON texts, which ``_send`` replaces.
+    """
+    raw_json: dict[str, str] = {}
+    items = payload.get("items") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return raw_json
+    for injection in injections:
+        items.extend(injection["records"])
+        for text in injection["raw_json"]:
+            placeholder = f"\x00sim-raw-json:{len(raw_json)}"
+            raw_json[placeholder] = text
+            items.append(placeholder)
+    return raw_json
 
 
 def _route(method: str, path: str) -> tuple[str, list[str]]:

@@ -288,6 +288,26 @@ def lapor_state(
     return f"{status.value}|{disposition_id}|{int(is_secret)}|{int(is_anonymous)}"
 
 
+def write_back(agency_id: str, lapor_id: int, tracking_id: str, *, flow: str) -> dict[str, Any]:
+    """The outbox write that gives an agency complaint its LAPOR! ids (after it was filed)."""
+    ref = m.LaporRef(
+        lapor_id=lapor_id, tracking_id=tracking_id, status=m.ComplaintStatus.UNVERIFIED
+    )
+    return {
+        "key": f"agency.link:{agency_id}",
+        "flow": flow,
+        "target": "agency",
+        "operation": "agency_update_complaint",
+        "subject": agency_id,
+        "payload": {
+            "agency_id": agency_id,
+            "patch": {"lapor": ref.model_dump(mode="json")},
+            "_fields": ["lapor"],
+        },
+        "lookup": {"agency_id": agency_id, "lapor_id": lapor_id, "tracking_id": tracking_id},
+    }
+
+
 def _code(error: BaseException) -> str:
     return getattr(error, "code", None) or type(error).__name__
 
@@ -477,6 +497,11 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
             m.ComplaintStatus.UNVERIFIED, new.disposition_id, new.is_secret, new.is_anonymous
         )
         sync.links.update(lapor_id, lapor_state=state)
+        # The write-back of the ids is an intent committed with the create's result: a kill
+        # right after this cannot lose it (the next run's drain sends it).
+        sync.outbox.enqueue(
+            **write_back(new.external_ref, lapor_id, str(result["tracking_id"]), flow=item.flow)
+        )
 
     return send, lookup, on_done
 

@@ -477,3 +477,39 @@ def test_a_followups_out_quarantine_entry_is_replayed_and_resolved_only_when_don
     assert sim.state.complaints[lapor_id]["status"] == "postponed"
     assert fixed.store.quarantined() == []
     assert len(posted(sim, lapor_id, "Menunggu dokumen pelapor.")) == 1
+
+
+def test_kill_right_after_a_found_create_still_writes_the_tracking_id_back(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl, monkeypatch: Any,
+) -> None:  # fmt: skip
+    """The write-back is an intent committed with the create's result: a kill between them
+    (here: right after the next run's lookup found the create) cannot lose it, though the
+    agency's listing has moved past the complaint."""
+    sync = make_sync(intake_user_id=1)
+    run_intake_out(sync)
+    agency_id = agency_control.add_internal_complaint(
+        channel="web", title="Ditemukan", content="Isi.", category_code="PTN-SRT",
+        unit_code="KANTAH-BDG", report_to_lapor=True, reporter=None, is_anonymous=True,
+    )  # fmt: skip
+    control.add_fault("create", "drop_after_commit", count=1)
+    run_intake_out(sync)  # filed, answer lost: in doubt
+    agency_control.add_internal_complaint(
+        channel="counter", title="Lain", content="Isi.", category_code="PTN-SRT",
+        unit_code="KANTAH-BDG", report_to_lapor=False, reporter=None, is_anonymous=True,
+    )  # fmt: skip
+    control.add_fault("inbox", "server_error", count=100)
+    run_intake_out(sync)  # the lookup fails; the cursor moves past the complaint
+    control.clear_faults()
+
+    def die(*_: object) -> None:
+        raise SystemExit(9)
+
+    monkeypatch.setattr(sync.agency, "complaint", die)
+    with contextlib.suppress(SystemExit):
+        run_intake_out(sync)  # the lookup finds it ... and the process dies
+    monkeypatch.undo()
+    run_intake_out(sync)
+    (filed,) = [c for c in sim.state.complaints.values() if c["external_ref"] == agency_id]
+    agency = next(c for c in agency_control.complaints() if c["id"] == agency_id)
+    assert (agency["lapor"] or {}).get("tracking_id") == filed["tracking_id"]

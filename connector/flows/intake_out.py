@@ -20,7 +20,7 @@ from datetime import datetime
 from connector import errors
 from connector import models as m
 from connector.flows.followups_out import FollowupsReport, push_followup
-from connector.sync import Sync
+from connector.sync import Sync, write_back
 
 FLOW = "intake_out"
 
@@ -119,26 +119,7 @@ def file_complaint(sync: Sync, complaint: m.AgencyComplaint, report: IntakeRepor
             sync.store.release(FLOW, complaint.id)
     assert link.lapor_id is not None
     assert link.tracking_id is not None
-    ref = m.LaporRef(
-        lapor_id=link.lapor_id, tracking_id=link.tracking_id, status=m.ComplaintStatus.UNVERIFIED
-    )
-    written = sync.write(
-        key=f"agency.link:{complaint.id}",
-        flow=FLOW,
-        target="agency",
-        operation="agency_update_complaint",
-        subject=complaint.id,
-        payload={
-            "agency_id": complaint.id,
-            "patch": {"lapor": ref.model_dump(mode="json")},
-            "_fields": ["lapor"],
-        },
-        lookup={
-            "agency_id": complaint.id,
-            "lapor_id": link.lapor_id,
-            "tracking_id": link.tracking_id,
-        },
-    )
+    written = sync.write(**write_back(complaint.id, link.lapor_id, link.tracking_id, flow=FLOW))
     if written is not None and written.state == "done":
         report.written_back += 1
     try:

@@ -513,3 +513,29 @@ def test_kill_right_after_a_found_create_still_writes_the_tracking_id_back(
     (filed,) = [c for c in sim.state.complaints.values() if c["external_ref"] == agency_id]
     agency = next(c for c in agency_control.complaints() if c["id"] == agency_id)
     assert (agency["lapor"] or {}).get("tracking_id") == filed["tracking_id"]
+
+
+def test_a_record_dated_in_the_future_does_not_move_the_cursor(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl,
+) -> None:  # fmt: skip
+    """A complaint with updated_at in 2099 is quarantined instead of becoming the cursor, so a
+    complaint updated the next minute still reaches the agency."""
+    sync = make_sync()
+    run_inbound(sync)
+    ours_now = next(
+        c for c in sim.state.complaints.values() if c["disposition_id"] == INSTITUTION_ID
+    )
+    record = {**sim.state.summary(ours_now), "id": 9_999_001, "tracking_id": "9999001",
+              "updated_at": "2099-01-01T00:00:00+07:00"}  # fmt: skip
+    control.inject("inbox", record, count=1)
+    report = run_inbound(sync)
+    assert report.quarantined == 1
+    watermark = sync.store.watermark("inbound")
+    assert watermark is not None
+    assert watermark.year < 2099
+    control.advance_seconds(60)
+    fresh = control.submit(title="Sesudahnya", content="Isi.", category_id=436)
+    control.dispose(fresh, INSTITUTION_ID)
+    run_inbound(sync)
+    assert fresh in agency_linked(agency_control)

@@ -23,6 +23,8 @@ log = get_logger("inbound")
 FLOW = "inbound"
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)
 OVERLAP = timedelta(minutes=5)
+#: How far after the service's own clock a record's ``updated_at`` may be (clock skew).
+FUTURE_TOLERANCE = timedelta(days=1)
 _REPLY_AUTHORS = {m.Author.REPORTER: "reporter", m.Author.ADMIN: "lapor_admin"}
 
 
@@ -64,16 +66,42 @@ def run_inbound(
     listing = sync.lapor.inbox(start)
     for page in listing.pages():
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
-        for summary in page.records:
+        records = _not_in_the_future(sync, page.records, page.server_time, report)
+        for summary in records:
             if until is not None and summary.updated_at >= until:
                 continue
             sync_complaint(sync, summary, report, force=force)
-        if page.records and since is None:
-            sync.advance(FLOW, max(c.updated_at for c in page.records))
+        if records and since is None:
+            sync.advance(FLOW, max(c.updated_at for c in records))
     if since is None:
         sync.advance(FLOW, listing.server_time)
     report.watermark = sync.store.watermark(FLOW)
     return report
+
+
+def _not_in_the_future(
+    sync: Sync, records: list[m.ComplaintSummary], server_time: datetime | None,
+    report: InboundReport,
+) -> list[m.ComplaintSummary]:  # fmt: skip
+    """The page's records, less any updated after the service's own clock (by more than a day):
+    such a timestamp cannot be right, and taken as the cursor it would hide every complaint
+    updated before it. Each one is quarantined (replayable by hand; the cursor is left alone)."""
+    now = server_time or sync.clock.now()
+    kept = []
+    for summary in records:
+        if summary.updated_at <= now + FUTURE_TOLERANCE:
+            kept.append(summary)
+            continue
+        error = errors.MalformedRecord(
+            f"LAPOR! complaint {summary.lapor_id} is dated after the service's own clock",
+            [errors.FieldProblem("updated_at", f"{(summary.updated_at - now).days} day(s) after the service's server_time; "
+                                 "the moment cannot be right (the cursor does not follow it)")],
+            record_id=str(summary.lapor_id),
+        )  # fmt: skip
+        sync.quarantine(FLOW, str(summary.lapor_id), error, summary.model_dump(mode="json"),
+                        lapor_id=summary.lapor_id, tracking_id=summary.tracking_id)  # fmt: skip
+        report.quarantined += 1
+    return kept
 
 
 def sync_complaint(

@@ -41,6 +41,11 @@ class SystemClock:
         """End every current and future sleep at once (used on shutdown)."""
         self._wake.set()
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``wake()`` was called: no new remote request should start."""
+        return self._wake.is_set()
+
 
 class FakeClock:
     """A clock for tests: it stands still until told to move, and ``sleep`` moves it."""
@@ -53,6 +58,8 @@ class FakeClock:
         self._lock = threading.Lock()
         #: Every sleep asked for, in order, so tests can assert on waits.
         self.sleeps: list[float] = []
+        #: Set by a test to act as a process that was asked to stop (SIGTERM).
+        self.stopping = False
 
     def now(self) -> datetime:
         with self._lock:

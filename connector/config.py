@@ -95,8 +95,11 @@ class LaporSettings(Section):
     api_key: SecretStr
     token: SecretStr
     requests_per_minute: float = Field(default=50.0, ge=0, le=6000)
-    page_size: int = Field(default=100, ge=1, le=wire.MAX_PAGE_SIZE)
+    page_size: int = Field(default=wire.MAX_PAGE_SIZE, ge=1, le=wire.MAX_PAGE_SIZE)
     max_pages: int = Field(default=100_000, ge=1)
+    #: How long cached master data (the category tree) is used before it is fetched again; a
+    #: category the cache does not know is fetched at once. 0: every run.
+    master_data_refresh_hours: float = Field(default=24.0, ge=0, le=24 * 30)
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     proxy: str | None = None

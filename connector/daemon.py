@@ -119,7 +119,9 @@ class Daemon:
             def finished(event: JobExecutionEvent) -> None:
                 self.runs += 1
                 error = event.exception
-                if isinstance(error, (errors.FatalError, StateLost)):
+                if isinstance(error, errors.Stopping):
+                    log.info("job_stopped", job=event.job_id, reason="the daemon is stopping")
+                elif isinstance(error, (errors.FatalError, StateLost)):
                     # Refused credentials, a broken contract, or a lost state: retrying cannot help.
                     self.fatal = error
                     log.critical(

@@ -78,6 +78,13 @@ class ServiceUnavailable(RetriableError):
         self.answered = answered
 
 
+class Stopping(RetriableError):
+    """The connector is stopping (SIGTERM): this request was not sent; the next run does it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
+
+
 class RateLimited(RetriableError):
     """429 Too Many Requests; ``retry_after`` says how long to wait. Nothing was processed."""
 

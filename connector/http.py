@@ -148,6 +148,8 @@ def with_retries(
     """
 
     def retriable(error: BaseException) -> bool:
+        if isinstance(error, errors.Stopping):
+            return False  # stopping: no new attempt
         return isinstance(error, errors.RetriableError) and (idempotent or not error.sent)
 
     def wait(state: tenacity.RetryCallState) -> float:

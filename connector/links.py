@@ -12,7 +12,11 @@ Origin = Literal["lapor", "agency"]
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return (
+        None
+        if moment is None
+        else moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    )
 
 
 def _time(text: str | None) -> datetime | None:

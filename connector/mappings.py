@@ -11,7 +11,7 @@ lists every gap, so they can be fixed before a complaint ever hits one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -135,6 +135,10 @@ class Mappings:
         self._units = units
         self._lapor_parents: dict[int, int | None] = {}
         self._agency_parents: dict[str, str | None] = {}
+        #: Called with "lapor" or "agency" when a record names a category the trees do not
+        #: know (the cached master data may be older than the category); it refreshes the
+        #: trees through ``with_trees`` and returns whether anything was fetched.
+        self.on_unknown_category: Callable[[str], bool] | None = None
 
     def with_trees(self, lapor: Iterable[Category], agency: Iterable[AgencyCategory]) -> Mappings:
         """Give the category trees of both sides, so rules on parents cover their children."""
@@ -150,6 +154,8 @@ class Mappings:
     def category_to_agency(self, lapor_category_id: int, *, record: str | None = None) -> str:
         """The agency category for a LAPOR! category (nearest rule up the tree, else the fallback)."""
         rules = self._categories.inbound
+        if lapor_category_id not in self._lapor_parents and self.on_unknown_category is not None:
+            self.on_unknown_category("lapor")
         found = _nearest_rule(lapor_category_id, self._lapor_parents, rules.rules, rules.fallback)
         if found is None:
             raise MappingError(
@@ -161,6 +167,8 @@ class Mappings:
     def category_to_lapor(self, agency_code: str, *, record: str | None = None) -> int:
         """The LAPOR! category for an agency category (nearest rule up the tree, else the fallback)."""
         rules = self._categories.outbound
+        if agency_code not in self._agency_parents and self.on_unknown_category is not None:
+            self.on_unknown_category("agency")
         found = _nearest_rule(agency_code, self._agency_parents, rules.rules, rules.fallback)
         if found is None:
             raise MappingError(

@@ -114,6 +114,10 @@ class ComplaintSummary(Model):
     created_at: datetime
     updated_at: datetime
     deadlines: Deadlines = Deadlines()
+    #: How many follow-ups C3 lists, and the newest one's time, where the service says so (not in
+    #: the contract): hints that spare a C3 read when nothing new was posted; None when absent.
+    followups_count: int | None = None
+    last_followup_at: datetime | None = None
 
 
 class HistoryEntry(Model):

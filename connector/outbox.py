@@ -200,7 +200,7 @@ class Outbox:
         if item.state == "in_flight":
             try:
                 found = lookup()
-            except errors.FatalError:
+            except (errors.FatalError, errors.Stopping):
                 raise
             except errors.ConnectorError as error:
                 return self._failed(item, error, keep_in_flight=True)
@@ -214,6 +214,11 @@ class Outbox:
             self._set(item, state="in_flight", attempts=item.attempts + 1)
         try:
             result = send()
+        except errors.Stopping:
+            # Never sent (the process is stopping): back to the queue as it was, no attempt spent.
+            with self.store.transaction():
+                self._set(item, state=item.state, attempts=item.attempts)
+            raise
         except errors.AmbiguousOutcome as error:
             return self._failed(item, error, keep_in_flight=True)
         except errors.FatalError as error:

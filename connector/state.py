@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -164,6 +164,18 @@ MIGRATIONS: tuple[str, ...] = (
         outcome TEXT NOT NULL
     )
     """,
+    # 5: request economy: master data cached between runs, what the last follow-ups read (C3)
+    # of each complaint saw, and the request pacer's last minute (so a restart does not burst)
+    """
+    CREATE TABLE master_data (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        fetched_at TEXT NOT NULL
+    );
+    ALTER TABLE links ADD COLUMN followups_seen INTEGER;
+    ALTER TABLE links ADD COLUMN last_followup_at TEXT;
+    CREATE TABLE pacer (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]
@@ -236,6 +248,9 @@ class StateStore:
             self.db.execute("PRAGMA busy_timeout = 30000")
             self.db.execute("PRAGMA foreign_keys = ON")
             self._depth = 0
+            #: Run inside every outermost transaction just before it commits (small writes that
+            #: ride along with it, such as the request pacer's last minute: no extra fsync).
+            self.before_commit: list[Callable[[], None]] = []
             self._migrate()
         except sqlite3.DatabaseError as error:
             conn.close()
@@ -302,6 +317,8 @@ class StateStore:
         self._depth = 1
         try:
             yield
+            for hook in self.before_commit:
+                hook()
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
@@ -368,6 +385,35 @@ class StateStore:
         self.db.table("cursors").upsert(
             {"flow": flow, "watermark": _iso(value), "updated_at": _iso(self.clock.now())},
             pk="flow",
+        )
+
+    # --- cached master data and other small documents ----------------------------------------
+
+    def cached(self, name: str) -> tuple[Any, datetime] | None:
+        """A cached master-data document and when it was fetched, or None."""
+        row = self.db.execute(
+            "SELECT body, fetched_at FROM master_data WHERE name = ?", [name]
+        ).fetchone()
+        return None if row is None else (json.loads(row[0]), _parse(row[1]))
+
+    def cache(self, name: str, body: Any) -> None:
+        """Keep a master-data document (inside the caller's transaction)."""
+        self.db.execute(
+            "INSERT INTO master_data (name, body, fetched_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at",
+            [name, json.dumps(body, separators=(",", ":")), _iso(self.clock.now())],
+        )
+
+    def pacer_state(self, name: str) -> Any:
+        """The request pacer's saved state for one token (None when there is none)."""
+        row = self.db.execute("SELECT value FROM pacer WHERE name = ?", [name]).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_pacer_state(self, name: str, value: Any) -> None:
+        self.db.execute(
+            "INSERT INTO pacer (name, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            [name, json.dumps(value, separators=(",", ":")), _iso(self.clock.now())],
         )
 
     # --- the installation and the flows' runs ------------------------------------------------

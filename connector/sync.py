@@ -23,9 +23,11 @@ from connector.clock import Clock
 from connector.config import AuditSettings, OutboxSettings, Settings
 from connector.installation import check_installation
 from connector.lapor.client import MAX_FILE_BYTES, LaporClient, content_fingerprint
+from connector.lapor.transport import pacer_key
 from connector.links import Links
 from connector.logs import get_logger
 from connector.mappings import Mappings, load_mappings
+from connector.master_data import AGENCY_CATEGORIES, LAPOR_CATEGORIES, MasterData
 from connector.outbox import Outbox, OutboxItem, Outcome, Target
 from connector.state import StateStore
 from connector.writer import writer_lock
@@ -58,6 +60,7 @@ class Sync:
     retry: OutboxSettings = field(default_factory=OutboxSettings)
     plan: Plan = field(default_factory=Plan)
     audit_settings: AuditSettings = field(default_factory=AuditSettings)
+    master_data_refresh: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog.configured(self.store, self.audit_settings)
@@ -68,10 +71,31 @@ class Sync:
             max_delay=timedelta(seconds=self.retry.max_delay_seconds),
         )
         self.links = Links(self.store)
+        self.master_data = MasterData(
+            self.store,
+            self.clock,
+            lapor_categories=self.lapor.categories,
+            agency_categories=self.agency.categories,
+            refresh=self.master_data_refresh,
+        )
 
     def load_trees(self) -> None:
-        """Fetch both category trees, so mapping rules on parents cover their children."""
-        self.mappings.with_trees(self.lapor.categories(), self.agency.categories())
+        """Both category trees (cached in the state), so mapping rules on parents cover their
+        children; a category the cached tree does not know has its tree fetched again."""
+        self.mappings.with_trees(
+            self.master_data.lapor_categories(), self.master_data.agency_categories()
+        )
+
+        def refresh(side: str) -> bool:
+            name = LAPOR_CATEGORIES if side == "lapor" else AGENCY_CATEGORIES
+            if not self.master_data.refresh_for_unknown(name):
+                return False
+            self.mappings.with_trees(
+                self.master_data.lapor_categories(), self.master_data.agency_categories()
+            )
+            return True
+
+        self.mappings.on_unknown_category = refresh
 
     # --- recording -------------------------------------------------------------------------
 
@@ -535,6 +559,20 @@ EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
 }
 
 
+def keep_pacer(store: StateStore, lapor: LaporClient, settings: Settings) -> None:
+    """The token's pacer takes the last minute an earlier process left in the state (once per
+    process), and keeps its own there with every commit, so a restart does not burst."""
+    pacer, name = lapor.transport.limiter, pacer_key(settings.lapor)
+    if not pacer.restored:
+        pacer.restore(store.pacer_state(name))
+
+    def save() -> None:
+        if pacer.dirty:
+            store.save_pacer_state(name, pacer.snapshot())
+
+    store.before_commit.append(save)
+
+
 @contextmanager
 def open_sync(
     settings: Settings,
@@ -573,8 +611,10 @@ def open_sync(
                 check_installation(store, settings, agency)
             sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
-                        actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit)  # fmt: skip
+                        actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
+                        master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours))  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
+            keep_pacer(store, lapor, settings)
             sync.load_trees()
             yield sync
             if not dry_run:

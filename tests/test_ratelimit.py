@@ -1,47 +1,97 @@
-"""The client-side token bucket, on an injected clock."""
+"""The request pacer, on an injected clock: one budget per token, even spacing, no bursts."""
 
 from __future__ import annotations
 
 import pytest
 
+from connector import errors
 from connector.clock import FakeClock
-from connector.ratelimit import TokenBucket
+from connector.ratelimit import Pacer, pacer_for
 
 
-def test_burst_then_steady_pace(clock: FakeClock) -> None:
-    """A full bucket lets a burst through, then one request per 1/rate seconds."""
-    bucket = TokenBucket(60, clock, burst=3)
-    waits = [bucket.acquire() for _ in range(5)]
-    assert waits == pytest.approx([0, 0, 0, 1.0, 1.0])
+def in_any_minute(starts: list[float]) -> int:
+    """The most requests any sliding 60-second window holds (an independent count)."""
+    return max(sum(1 for t in starts if s <= t < s + 60) for s in starts)
 
 
-def test_idle_time_refills_up_to_capacity(clock: FakeClock) -> None:
-    """Idle time refills the bucket, never beyond its capacity."""
-    bucket = TokenBucket(60, clock, burst=2)
-    bucket.acquire(), bucket.acquire()
+def starts_of(pacer: Pacer, clock: FakeClock, count: int) -> list[float]:
+    starts = []
+    for _ in range(count):
+        pacer.acquire()
+        starts.append(clock.monotonic())
+    return starts
+
+
+def test_requests_are_spaced_evenly_from_the_first_one(clock: FakeClock) -> None:
+    """No burst allowance: at 60/min the second request waits a second, also at start-up."""
+    pacer = Pacer(60, clock)
+    waits = [pacer.acquire() for _ in range(4)]
+    assert waits == pytest.approx([0, 1.0, 1.0, 1.0], rel=1e-3)
+
+
+def test_no_minute_ever_holds_more_than_the_rate(clock: FakeClock) -> None:
+    pacer = Pacer(115, clock)
+    starts = starts_of(pacer, clock, 400)
+    assert in_any_minute(starts) <= 115
+    assert in_any_minute(starts) >= 114  # and the budget is used, not wasted
+
+
+def test_idle_time_gives_no_burst_afterwards(clock: FakeClock) -> None:
+    """A token bucket would let a burst through after an idle hour; the pacer does not."""
+    pacer = Pacer(60, clock)
+    pacer.acquire()
     clock.advance(3600)
-    assert [bucket.acquire() for _ in range(3)] == pytest.approx([0, 0, 1.0])
+    assert [pacer.acquire() for _ in range(3)] == pytest.approx([0, 1.0, 1.0], rel=1e-3)
 
 
 def test_zero_rate_never_waits(clock: FakeClock) -> None:
-    """A rate of 0 switches pacing off."""
-    bucket = TokenBucket(0, clock)
-    assert all(bucket.acquire() == 0 for _ in range(1000))
+    pacer = Pacer(0, clock)
+    assert all(pacer.acquire() == 0 for _ in range(1000))
     assert clock.sleeps == []
 
 
-def test_penalise_holds_every_caller(clock: FakeClock) -> None:
-    """After a Retry-After of 10 s, the next request waits the 10 s out."""
-    bucket = TokenBucket(60, clock, burst=5)
-    bucket.penalise(10)
-    assert bucket.acquire() == pytest.approx(10.0)
+def test_one_pacer_per_token_shared_by_every_caller(clock: FakeClock) -> None:
+    first, second = pacer_for("token-a", 60, clock), pacer_for("token-a", 60, clock)
+    other = pacer_for("token-b", 60, clock)
+    assert first is second and first is not other
+    first.acquire()
+    assert second.acquire() == pytest.approx(1.0, rel=1e-3)  # the second caller queues behind the first
+    assert other.acquire() == 0  # another token has its own budget
 
 
-def test_average_rate_is_kept_over_a_minute(clock: FakeClock) -> None:
-    """Over many requests the rate converges to rate_per_minute."""
-    bucket = TokenBucket(30, clock)
-    start = clock.monotonic()
-    for _ in range(300):
-        bucket.acquire()
-    minutes = (clock.monotonic() - start) / 60
-    assert 300 / minutes == pytest.approx(30, rel=0.05)
+def test_a_429_slows_down_below_what_the_minute_held_and_waits_as_told(clock: FakeClock) -> None:
+    pacer = Pacer(120, clock)
+    starts_of(pacer, clock, 100)  # 100 in the last 50 s, then the service says no
+    pacer.rate_limited_by_service(retry_after=7)
+    assert pacer.rate < 100
+    assert pacer.acquire() == pytest.approx(7.0, abs=0.6)
+    after = starts_of(pacer, clock, 300)
+    assert in_any_minute(after) < 100  # and stays below the observed limit afterwards
+
+
+def test_a_restart_continues_the_last_minute_instead_of_bursting(clock: FakeClock) -> None:
+    before = Pacer(60, clock)
+    starts_of(before, clock, 30)
+    saved = before.snapshot()
+    clock.advance(0.2)  # the process restarts at once
+    after = Pacer(60, clock)
+    after.restore(saved)
+    assert after.acquire() == pytest.approx(0.8, abs=0.01)  # one second after the last one
+
+
+def test_a_restart_keeps_what_a_429_taught(clock: FakeClock) -> None:
+    before = Pacer(120, clock)
+    starts_of(before, clock, 80)
+    before.rate_limited_by_service(retry_after=None)
+    learned = before.rate
+    after = Pacer(120, clock)
+    after.restore(before.snapshot())
+    assert after.rate == pytest.approx(learned)
+
+
+def test_when_stopping_no_request_starts_and_no_wait_is_cut_short(clock: FakeClock) -> None:
+    pacer = Pacer(60, clock)
+    pacer.acquire()
+    clock.stopping = True
+    with pytest.raises(errors.Stopping):
+        pacer.acquire()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from connector.errors import Stopping
 from connector.flows.followups_out import run_followups_out
 from connector.flows.inbound import run_inbound
 from connector.flows.intake_out import run_intake_out
@@ -26,6 +27,9 @@ def run_flow(sync: Sync, name: str) -> Any:
         report = FLOWS[name](sync)
         outcome = "ok"
         return report
+    except Stopping:
+        outcome = "stopped"  # SIGTERM: what was not sent is left for the next run
+        raise
     finally:
         if not sync.dry_run:
             sync.store.record_flow_run(name, started, outcome)

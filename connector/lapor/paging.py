@@ -8,9 +8,15 @@ with the number of pages. Guards against the pagination faults of contract secti
 - a page that repeats the previous one, or an empty page that still points further, is asked
   for again (up to ``ANOMALY_RETRIES`` times) before the listing moves on, so a glitch does not
   drop the page it stood in for;
-- keyset mode (the inbox, ordered by ``(updated_at, id)``): each request is re-anchored on the
-  last key yielded, so an item that moves while we page cannot push another one out of sight,
-  and anything at or before the last key (a repeat) is dropped.
+- keyset mode (the inbox, ordered by ``(updated_at, id)``): the next request is re-anchored on
+  the last key yielded when few records share its timestamp, so an item that moves while we page
+  cannot push another one out of sight; anything at or before the last key (a repeat) is
+  dropped. Where a page ends inside a long run of one timestamp (LAPOR! closing a thousand
+  complaints at once), re-anchoring would read the whole run again for every page, so the
+  listing goes on by page number instead and N such records cost ceil(N / page size) requests;
+  if a record it saw in that stretch shows up again later (it was updated meanwhile, so the
+  ones behind it slid back a place), the stretch is read once more at the end and only what
+  was missed is yielded.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class ListingStats:
     invalid: int = 0
     duplicates_dropped: int = 0
     anomalies: int = 0
+    rewinds: int = 0
 
 
 class Listing(Generic[T]):
@@ -95,24 +102,13 @@ class Listing(Generic[T]):
 
     def pages(self) -> Iterator[ListPage[T]]:
         """Fetch and yield page after page until the list ends."""
+        state = _Keyset()
         params = dict(self._params)
         number = 1
-        last_key: Key | None = None
         previous_ids: tuple[object, ...] | None = None
         anomaly_retries = 0
         while True:
-            if self.stats.requests >= self._max_pages:
-                raise ProtocolError(
-                    f"LAPOR! {self._path}: still paging after {self._max_pages} pages; the service "
-                    "may be looping (raise lapor.max_pages if the list really is that long)"
-                )
-            body = self._transport.get(
-                self._path, {**params, **wire.page_params(number, self._page_size)}
-            )
-            self.stats.requests += 1
-            page = wire.page(body, self._path, number)
-            if page.server_time is not None:
-                self.server_time = page.server_time
+            page = self._fetch(params, number)
             ids = tuple(
                 item.get("id") if isinstance(item, Mapping) else None for item in page.items
             )
@@ -127,40 +123,23 @@ class Listing(Generic[T]):
             anomaly_retries = 0
             previous_ids = ids
 
-            result: ListPage[T] = ListPage(number=number, server_time=page.server_time)
-            for raw in page.items:
-                try:
-                    if not isinstance(raw, Mapping):
-                        raise MalformedRecord(
-                            f"LAPOR! {self._path}: a list item is not an object",
-                            [FieldProblem("(record)", f"expected an object, got {_kind(raw)}")],
-                        )
-                    record = self._parse(raw)
-                except RecordError as error:
-                    # Kept in quarantine as received, but never nested deeper than the reader takes.
-                    invalid = InvalidRecord.from_error(self._source, error, shallow(raw))
-                    result.invalid.append(invalid)
-                    continue
-                if self._key is not None:
-                    record_key = self._key(record)
-                    if last_key is not None and record_key <= last_key:
-                        self.stats.duplicates_dropped += 1
-                        continue
-                    last_key = record_key
-                result.records.append(record)
-            self.stats.records += len(result.records)
-            self.stats.invalid += len(result.invalid)
-            if result.invalid:
-                log.warning(
-                    "lapor_records_invalid", path=self._path, page=number, count=len(result.invalid)
-                )
+            result = self._read(page, number, state)
             yield result
 
             if page.next_page is None:
-                return
-            if self._anchor is not None and result.records and last_key is not None:
-                # Keyset: ask again from the last key, so nothing shifts out of reach.
-                params = {**self._params, **self._anchor(last_key[0])}
+                break
+            if (
+                self._key is not None
+                and result.records  # a page of repeats only moves on by number: no loop
+                and state.should_reanchor(self._page_size)
+            ):
+                # Keyset: ask again from the last key when that costs (almost) nothing, so an
+                # item that moves while we page cannot push another one out of sight. When many
+                # records share the last timestamp, re-anchoring would re-read all of them, so
+                # the listing goes on by page number and watches for moves instead.
+                assert self._anchor is not None and state.last is not None
+                state.reanchor()
+                params = {**self._params, **self._anchor(state.last[0])}
                 number = 1
                 continue
             if page.next_page <= number:
@@ -168,7 +147,95 @@ class Listing(Generic[T]):
                     f"LAPOR! {self._path}: page {number} points back to page {page.next_page}; "
                     "stopping instead of looping"
                 )
+            state.paged_on()
             number = page.next_page
+        if self._key is not None:
+            yield from self._rewind(state)
+
+    def _fetch(self, params: Mapping[str, str], number: int) -> wire.Page:
+        if self.stats.requests >= self._max_pages:
+            raise ProtocolError(
+                f"LAPOR! {self._path}: still paging after {self._max_pages} pages; the service "
+                "may be looping (raise lapor.max_pages if the list really is that long)"
+            )
+        body = self._transport.get(
+            self._path, {**params, **wire.page_params(number, self._page_size)}
+        )
+        self.stats.requests += 1
+        page = wire.page(body, self._path, number)
+        if page.server_time is not None:
+            self.server_time = page.server_time
+        return page
+
+    def _read(
+        self,
+        page: wire.Page,
+        number: int,
+        state: _Keyset | None,
+        *,
+        keep: Callable[[T], bool] | None = None,
+    ) -> ListPage[T]:
+        """One page's records (valid ones in order, invalid ones set aside)."""
+        result: ListPage[T] = ListPage(number=number, server_time=page.server_time)
+        for raw in page.items:
+            try:
+                if not isinstance(raw, Mapping):
+                    raise MalformedRecord(
+                        f"LAPOR! {self._path}: a list item is not an object",
+                        [FieldProblem("(record)", f"expected an object, got {_kind(raw)}")],
+                    )
+                record = self._parse(raw)
+            except RecordError as error:
+                # Kept in quarantine as received, but never nested deeper than the reader takes.
+                result.invalid.append(InvalidRecord.from_error(self._source, error, shallow(raw)))
+                continue
+            if keep is not None:
+                if keep(record):
+                    result.records.append(record)
+                continue
+            if self._key is not None and state is not None:
+                record_key = self._key(record)
+                if not state.take(record_key):
+                    self.stats.duplicates_dropped += 1
+                    continue
+            result.records.append(record)
+        self.stats.records += len(result.records)
+        self.stats.invalid += len(result.invalid)
+        if result.invalid:
+            log.warning(
+                "lapor_records_invalid", path=self._path, page=number, count=len(result.invalid)
+            )
+        return result
+
+    def _rewind(self, state: _Keyset) -> Iterator[ListPage[T]]:
+        """Read again a stretch listed by page number in which a record moved (it was updated
+        while we paged, so the records behind it slid one place towards the start and one may
+        have slipped past): only what was not seen the first time is yielded."""
+        for span in state.moved_spans():
+            assert self._anchor is not None and self._key is not None
+            self.stats.rewinds += 1
+            log.info("lapor_listing_rewound", path=self._path, records=len(span.ids))
+            params = {**self._params, **self._anchor(span.start[0])}
+            key = self._key
+            number = 1
+            while True:
+                page = self._fetch(params, number)
+                beyond = False
+
+                def keep(record: T, span: _Span = span) -> bool:
+                    nonlocal beyond
+                    record_key = key(record)
+                    if record_key > span.end:
+                        beyond = True
+                        return False
+                    return record_key >= span.start and record_key[1] not in span.ids
+
+                result = self._read(page, number, None, keep=keep)
+                if result.records or result.invalid:
+                    yield result
+                if beyond or page.next_page is None or page.next_page <= number:
+                    break
+                number = page.next_page
 
     def all(self) -> list[T]:
         """Fetch everything; raise ``MalformedRecord`` on the first invalid record (master data)."""
@@ -183,6 +250,80 @@ class Listing(Generic[T]):
                 )
             records.extend(page.records)
         return records
+
+
+@dataclass
+class _Span:
+    """Records listed by page number from one anchor: where it began and ended, and their ids."""
+
+    start: Key
+    end: Key
+    ids: set[int] = field(default_factory=set)
+    moved: bool = False
+
+
+class _Keyset:
+    """Where a keyset listing stands: the last key, and the stretches read by page number.
+
+    Re-anchoring on the last key is free when few records share its timestamp; when a page ends
+    inside a long run of one timestamp, the listing goes on by page number from the same anchor
+    and remembers the ids it saw since that anchor. A record seen again later with a newer key
+    moved while we paged: its stretch is read again at the end (``moved_spans``)."""
+
+    def __init__(self) -> None:
+        self.last: Key | None = None
+        self._start: Key | None = None  # the first key of the current stretch
+        self._tail: set[int] = set()  # ids at the last key's timestamp
+        self._ids: set[int] = set()  # ids seen in the current stretch
+        self._moved = False
+        self._by_number = False  # the current stretch went on by page number
+        self._spans: list[_Span] = []
+        self._watched: dict[int, _Span] = {}
+
+    def take(self, key: Key) -> bool:
+        """Whether a record with this key is new (not a repeat of one already yielded)."""
+        if self.last is not None and key <= self.last:
+            return False
+        record_id = key[1]
+        span = self._watched.get(record_id)
+        if span is not None:
+            span.moved = True  # seen before in a closed stretch, and now with a newer key
+        if record_id in self._ids:
+            self._moved = True
+        if self._start is None:
+            self._start = key
+        if self.last is None or key[0] != self.last[0]:
+            self._tail = set()
+        self._tail.add(record_id)
+        self._ids.add(record_id)
+        self.last = key
+        return True
+
+    def should_reanchor(self, page_size: int) -> bool:
+        """Re-anchor unless that would re-read more than a tenth of a page of repeats."""
+        return self.last is not None and len(self._tail) * 10 <= page_size
+
+    def reanchor(self) -> None:
+        """A new stretch begins at the last timestamp (its records come again first)."""
+        self._close()
+        assert self.last is not None
+        self._start = (self.last[0], 0)
+        self._ids = set(self._tail)
+
+    def paged_on(self) -> None:
+        self._by_number = True
+
+    def _close(self) -> None:
+        if self._by_number and self._start is not None and self.last is not None:
+            span = _Span(start=self._start, end=self.last, ids=self._ids, moved=self._moved)
+            self._spans.append(span)
+            self._watched.update(dict.fromkeys(span.ids, span))
+        self._by_number = False
+        self._moved = False
+
+    def moved_spans(self) -> list[_Span]:
+        self._close()
+        return [span for span in self._spans if span.moved]
 
 
 def _kind(value: object) -> str:

@@ -14,6 +14,8 @@ Policy, in one place:
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,7 +29,7 @@ from connector.config import LaporSettings
 from connector.http import new_session, parse_retry_after, send, with_retries
 from connector.lapor import wire
 from connector.logs import get_logger, register_secret, scrub
-from connector.ratelimit import TokenBucket
+from connector.ratelimit import Pacer, pacer_for
 from connector.untrusted import decode_json
 
 log = get_logger("lapor.transport")
@@ -49,7 +51,8 @@ class LaporTransport:
         self.base_url = settings.base_url
         origin = urlsplit(settings.base_url)
         self.root_url = f"{origin.scheme}://{origin.netloc}"
-        self.limiter = TokenBucket(settings.requests_per_minute, clock)
+        #: The token's one pacer in this process, shared by every flow, lookup and retry.
+        self.limiter: Pacer = pacer_for(pacer_key(settings), settings.requests_per_minute, clock)
         self._rng = rng or random.Random()  # noqa: S311 (backoff jitter, not security)
         api_key = settings.api_key.get_secret_value()
         token = settings.token.get_secret_value()
@@ -59,6 +62,7 @@ class LaporTransport:
         self.session = session or new_session(proxy=settings.proxy, ca_bundle=settings.ca_bundle)
         self.session.headers.update(wire.auth_headers(api_key, token))
         self._timeout = (settings.timeouts.connect, settings.timeouts.read)
+        self._counter = itertools.count(1)
         self.requests_sent = 0
 
     @property
@@ -146,7 +150,7 @@ class LaporTransport:
     ) -> requests.Response:
         url = (self.root_url if root else self.base_url) + path
         self.limiter.acquire()
-        self.requests_sent += 1
+        self.requests_sent = next(self._counter)  # threads share a transport
         started = self.clock.monotonic()
         response = send(
             self.session,
@@ -190,8 +194,9 @@ class LaporTransport:
             raise errors.Conflict(label, code=info.code)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock)
-            if retry_after:
-                self.limiter.penalise(min(retry_after, self.settings.retry.retry_after_cap))
+            self.limiter.rate_limited_by_service(
+                min(retry_after, self.settings.retry.retry_after_cap) if retry_after else None
+            )
             raise errors.RateLimited(label, retry_after=retry_after)
         if status in (400, 413, 422):
             problems = [
@@ -231,6 +236,13 @@ class LaporTransport:
                 )
             raise errors.ServiceUnavailable(message, sent=True, answered=True)
         return body
+
+
+def pacer_key(settings: LaporSettings) -> str:
+    """Which request budget a configuration draws on: its host and token (never the token itself)."""
+    origin = urlsplit(settings.base_url)
+    material = f"{origin.netloc}\n{settings.token.get_secret_value()}".encode()
+    return "lapor:" + hashlib.sha256(material).hexdigest()[:16]
 
 
 def _json_or_none(response: requests.Response) -> Any:

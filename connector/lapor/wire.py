@@ -21,7 +21,15 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from connector import models as m
 from connector.errors import FieldProblem, MalformedRecord, ProtocolError, UnmappedValue
@@ -329,6 +337,28 @@ Deadline = Annotated[datetime | None, _optional("parse_deadline")]
 TrackingId = Annotated[str, _late("_tracking_id")]
 IncidentDate = Annotated[date | None, _late("_incident_date")]
 
+
+def _hint_count(value: object) -> int | None:
+    """A follow-up count the service may send [INF]: a hint, so junk reads as absent."""
+    return _int(value)
+
+
+def _hint_time(value: object) -> datetime | None:
+    """A last-follow-up time the service may send [INF]: a hint, so junk reads as absent."""
+    if _blank(value) is None or not isinstance(value, str):
+        return None
+    try:
+        return parse_any_timestamp(value)
+    except ValueError:
+        return None
+
+
+#: Hints of new follow-ups (not in the contract; used when present, absent otherwise) [INF].
+HintCount = Annotated[int | None, BeforeValidator(_hint_count)]
+HintTime = Annotated[datetime | None, BeforeValidator(_hint_time)]
+FOLLOWUP_COUNT_NAMES = ("followups_count", "followup_count", "total_followups")
+LAST_FOLLOWUP_NAMES = ("last_followup_at", "last_followup_date", "followup_updated_at")
+
 #: LAPOR! status codes [INF] and names [OBS/INF] (contract section 5).
 STATUS_CODES = {s.value: s for s in m.ComplaintStatus}
 STATUS_NAMES = {
@@ -417,6 +447,12 @@ class _Summary(_Wire):
     created_at: AnyTime  # [OBS] d-m-Y H:i:s; ISO accepted too
     updated_at: AnyTime  # [INF] ISO 8601; d-m-Y H:i:s accepted too
     deadlines: Annotated[_Deadlines | None, _late("_deadlines")] = None
+    followups_count: Annotated[
+        HintCount, Field(validation_alias=AliasChoices(*FOLLOWUP_COUNT_NAMES))
+    ] = None
+    last_followup_at: Annotated[
+        HintTime, Field(validation_alias=AliasChoices(*LAST_FOLLOWUP_NAMES))
+    ] = None
 
     def canonical_fields(self, status: m.ComplaintStatus) -> dict[str, Any]:
         return {
@@ -437,6 +473,8 @@ class _Summary(_Wire):
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "deadlines": m.Deadlines(**(self.deadlines or _Deadlines()).model_dump()),
+            "followups_count": self.followups_count,
+            "last_followup_at": self.last_followup_at,
         }
 
 

@@ -262,10 +262,17 @@ def simulate() -> None:
 @click.option(
     "--dialect",
     # the names of simulators.lapor.dialects.DIALECTS (tests/test_simulator_dialects.py checks)
-    type=click.Choice(["contract", "iso", "wib", "php", "mysql", "sparse", "legacy"]),
+    type=click.Choice(["contract", "iso", "wib", "php", "mysql", "sparse", "legacy", "counts"]),
     default="contract",
     show_default=True,
     help="How the simulator encodes what the contract leaves open (timestamps, numbers, booleans, blanks).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Network latency of every API request, in milliseconds (half in, half out).",
 )
 def simulate_lapor(**options: Any) -> None:
     """Serve a LAPOR! v3 simulator under /lapor/3.0.0 until interrupted.
@@ -273,6 +280,7 @@ def simulate_lapor(**options: Any) -> None:
     \b
     Example:
       lapor-connector simulate lapor --port 8081 --complaints 500
+      lapor-connector simulate lapor --complaints 100000 --latency-ms 40 --rate-limit 0
     """
     from simulators.lapor import serve_forever
 
@@ -287,6 +295,7 @@ def simulate_lapor(**options: Any) -> None:
         requests_per_minute=options["rate_limit"],
         control=not options["no_control"],
         dialect=options["dialect"],
+        latency_ms=options["latency_ms"],
     )
 
 
@@ -317,14 +326,29 @@ def simulate_lapor(**options: Any) -> None:
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
 @click.option("--no-control", is_flag=True, help="Switch off the /_sim/ control plane.")
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Network latency of every API request, in milliseconds (half in, half out).",
+)
 def simulate_agency(
-    db_path: Path, host: str, port: int, token: str, complaints: int, seed: int, no_control: bool
+    db_path: Path,
+    host: str,
+    port: int,
+    token: str,
+    complaints: int,
+    seed: int,
+    no_control: bool,
+    latency_ms: float,
 ) -> None:
     """Serve the demo agency system (the agency REST contract, under /api/v1) until interrupted.
 
     \b
     Example:
       AGENCY_API_TOKEN=secret lapor-connector simulate agency --port 8090 --db agency.sqlite
+      lapor-connector simulate agency --latency-ms 20
     """
     from simulators.agency import serve_forever as serve_agency
 
@@ -336,6 +360,7 @@ def simulate_agency(
         complaints=complaints,
         seed=seed,
         control=not no_control,
+        latency_ms=latency_ms,
     )
 
 

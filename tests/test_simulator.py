@@ -336,3 +336,173 @@ def test_seed_is_deterministic_and_covers_every_state() -> None:
     assert all(c["reporter"] is None for c in anonymous)
     first.stop()
     second.stop()
+
+
+def post_followup(
+    http: requests.Session, sim: LaporSimulator, complaint_id: int, content: str
+) -> int:
+    response = http.post(sim.base_url + "/complaints/followup/add", headers=AUTH, timeout=5,
+                         json={"complaint_id": complaint_id, "content": content})  # fmt: skip
+    assert response.status_code == 201, response.text
+    return int(response.json()["results"]["data"]["id"])
+
+
+def held_open(sim: LaporSimulator) -> list[int]:
+    """Our complaints a follow-up may still be added to, by id."""
+    return sorted(
+        c["id"]
+        for c in sim.state.complaints.values()
+        if c["disposition_id"] == INSTITUTION_ID and c["status"] in ("verified", "in_process")
+    )
+
+
+def test_new_ids_never_reuse_seeded_ones_in_a_large_world(
+    http: requests.Session, sim: LaporSimulator, control: SimControl
+) -> None:
+    """With 20,000 complaints (seeded follow-ups past 890000), new follow-ups, replies and notes,
+    complaints and tracking ids are all new."""
+    control.reset(complaints=20_000)
+    seeded = [f["id"] for items in sim.state.followups.values() for f in items]
+    assert max(seeded) > 890_000  # the world is large enough for the old numbering to collide
+    targets = held_open(sim)[:20]
+    added = [post_followup(http, sim, cid, f"Tindak lanjut {cid}") for cid in targets]
+    added += [control.reply(cid, "Balasan warga") for cid in targets[:10]]
+    added += [control.note(cid, "Catatan admin") for cid in targets[10:]]
+    assert min(added) > max(seeded)
+    every = [f["id"] for items in sim.state.followups.values() for f in items]
+    assert len(every) == len(set(every)) == len(seeded) + 40
+    assert [f["id"] for f in control.followups(targets[0])][-2:] == [added[0], added[20]]
+    created = create(http, sim, external_ref="BESAR-1").json()["results"]["complaint"]
+    submitted = control.submit(title="Warga", content="Isi")
+    complaints = sim.state.complaints.values()
+    assert len({c["id"] for c in complaints}) == len({c["tracking_id"] for c in complaints})
+    assert len(sim.state.complaints) == 20_002
+    assert created["tracking_id"] == "1936400"
+    assert submitted == created["id"] + 1 == 5_010_600 + 20_001
+
+
+def test_small_worlds_keep_their_ids(http: requests.Session, sim: LaporSimulator) -> None:
+    """A seeded world of 30 gives its first new follow-up id 890001, as it always did."""
+    assert post_followup(http, sim, held_open(sim)[0], "Pertama") == 890_001
+
+
+def inbox_ids(http: requests.Session, sim: LaporSimulator, since: str, size: int) -> list[int]:
+    ids: list[int] = []
+    page = 1
+    while True:
+        results = get(http, sim, "/complaints/inbox", updated_since=since, page=page,
+                      page_size=size).json()["results"]  # fmt: skip
+        ids += [item["id"] for item in results["data"]]
+        if results["next_page_url"] is None:
+            return ids
+        page += 1
+
+
+def test_touch_updates_many_complaints_at_one_new_moment(
+    http: requests.Session, sim: LaporSimulator, control: SimControl
+) -> None:
+    """admin/touch gives the named complaints the same updated_at, one second after the clock."""
+    before = control.now()
+    ids = held_open(sim)[:3]
+    result = control.touch(ids=ids)
+    at = datetime.fromisoformat(result["at"])
+    assert result["touched"] == 3
+    assert (at - before).total_seconds() == 1
+    listed = get(http, sim, "/complaints/inbox", updated_since=result["at"]).json()["results"]
+    assert [item["id"] for item in listed["data"]] == ids
+    assert {item["updated_at"] for item in listed["data"]} == {result["at"]}
+    assert {item["status_code"] for item in listed["data"]} <= {"verified", "in_process"}
+
+
+def test_touch_by_count_picks_our_first_complaints_by_id(
+    sim: LaporSimulator, control: SimControl
+) -> None:
+    """count (with an optional status) takes the first complaints disposed to us, by id."""
+    ours = sorted(
+        c["id"] for c in sim.state.complaints.values() if c["disposition_id"] == INSTITUTION_ID
+    )
+    at = control.touch(count=4)["at"]
+    assert [i for i in ours if sim.state.complaints[i]["updated_at"].isoformat() == at] == ours[:4]
+    verified = [i for i in ours if sim.state.complaints[i]["status"] == "verified"]
+    assert control.touch(count=2, status="verified")["touched"] == 2
+    later = max(c["updated_at"] for c in sim.state.complaints.values())
+    assert [i for i in ours if sim.state.complaints[i]["updated_at"] == later] == verified[:2]
+
+
+def test_touch_can_close_them_as_auto_close_does(
+    http: requests.Session, sim: LaporSimulator, control: SimControl
+) -> None:
+    """close moves the open ones to done with a status log and an auto_close history entry;
+    terminal ones keep their status but are touched too."""
+    done = next(
+        c["id"]
+        for c in sim.state.complaints.values()
+        if c["disposition_id"] == INSTITUTION_ID and c["status"] == "archived"
+    )
+    open_id = held_open(sim)[0]
+    result = control.touch(ids=[open_id, done], close=True)
+    assert result["touched"] == 2
+    detail = get(http, sim, f"/complaints/{open_id}/complaint").json()["results"]
+    assert detail["data"]["status_code"] == "done"
+    assert detail["data"]["updated_at"] == result["at"]
+    assert detail["data"]["status_logs"][-1]["note"].startswith("Laporan ditutup otomatis")
+    assert detail["data_logs"][-1]["template_code"] == "auto_close"
+    archived = get(http, sim, f"/complaints/{done}/complaint").json()["results"]["data"]
+    assert (archived["status_code"], archived["updated_at"]) == ("archived", result["at"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({}, 422),
+        ({"ids": [1], "count": 1}, 422),
+        ({"ids": "5010600"}, 422),
+        ({"count": -1}, 422),
+        ({"count": 1, "status": "closed"}, 422),
+        ({"ids": [5010600], "close": "yes"}, 422),
+        ({"ids": [5010600, 1]}, 404),
+    ],
+    ids=["nothing", "both", "ids-not-a-list", "negative-count", "unknown-status", "close-not-bool",
+         "unknown-id"],
+)  # fmt: skip
+def test_touch_refuses_what_it_cannot_do(
+    http: requests.Session, sim: LaporSimulator, body: dict[str, Any], status: int
+) -> None:
+    """A bad touch body is a 422 naming the field; an unknown id a 404, and nothing changes."""
+    before = sim.state.complaints[5010600]["updated_at"]
+    response = http.post(sim.root_url + "/_sim/admin/touch", json=body, timeout=5)
+    assert response.status_code == status
+    assert sim.state.complaints[5010600]["updated_at"] == before
+
+
+def test_the_inbox_index_agrees_with_a_full_scan(
+    http: requests.Session, sim: LaporSimulator, control: SimControl
+) -> None:
+    """After every kind of change, each page of C1 is what sorting all complaints would give."""
+    world = sim.state
+    fresh = control.submit(title="Baru", content="Isi")
+    control.dispose(fresh, INSTITUTION_ID)
+    post_followup(http, sim, held_open(sim)[1], "Tindak lanjut")
+    control.reply(held_open(sim)[2], "Balasan")
+    http.post(sim.base_url + f"/complaints/process/{held_open(sim)[3]}/reject", headers=AUTH,
+              json={"reason": 146}, timeout=5)  # fmt: skip
+    create(http, sim, disposition_id=146, external_ref="LAIN-1")
+    control.touch(count=5)
+    control.submit(title="Belum", content="Belum didisposisi")  # not ours: not listed
+    control.advance_workdays(12)  # auto-close and auto-archive move complaints too
+    control.add_fault("inbox", "item_moved", count=1)
+    since = "2000-01-01T00:00:00+07:00"
+    get(http, sim, "/complaints/inbox", updated_since=since, page_size=5)
+    get(http, sim, "/complaints/inbox", updated_since=since, page_size=5)  # moves the first
+    moments = sorted({c["updated_at"] for c in world.complaints.values()})
+    for moment in [None, *moments[::3], moments[-1]]:
+        reference = [c["id"] for c in world.inbox(INSTITUTION_ID, moment, None)]
+        for offset, size in ((0, 7), (7, 7), (0, 1000), (len(reference), 5)):
+            total, rows = world.inbox_page(INSTITUTION_ID, moment, None, offset, size)
+            assert total == len(reference)
+            assert [c["id"] for c in rows] == reference[offset : offset + size]
+    assert inbox_ids(http, sim, since, 4) == [
+        c["id"] for c in world.inbox(INSTITUTION_ID, None, None)
+    ]
+    by_ref = get(http, sim, "/complaints/inbox", external_ref="LAIN-1").json()["results"]
+    assert [item["external_ref"] for item in by_ref["data"]] == ["LAIN-1"]

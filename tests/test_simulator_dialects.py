@@ -343,3 +343,46 @@ def test_constructor_and_cli_know_the_dialects() -> None:
     assert isinstance(option.type, click.Choice)
     assert sorted(option.type.choices) == sorted(DIALECTS)
     assert option.default == "contract"
+
+
+def test_counts_dialect_sums_up_what_c3_lists(
+    http: requests.Session, server: LaporSimulator, ctl: SimControl
+) -> None:
+    """counts: each inbox item and the detail carry followups_count and last_followup_at (the
+    newest follow-up of any author, ISO 8601 +07:00, null when none), as C3 lists them."""
+    from simulators.lapor.dialects import parse_timestamp
+
+    ctl.set_dialect("counts")
+    fresh = ctl.submit(title="Hitung", content="Isi")
+    ctl.dispose(fresh, INSTITUTION_ID)
+    items = get(http, server, "/complaints/inbox", updated_since=SINCE, page_size=100)
+    assert items["results"]["data"]
+    for item in items["results"]["data"]:
+        path = f"/complaints/{item['id']}/followups"
+        listed = get(http, server, path, page_size=100)["results"]["data"]
+        newest = max((parse_timestamp(f["created_at"]) for f in listed), default=None)
+        assert item["followups_count"] == len(listed)
+        if newest is None:
+            assert item["last_followup_at"] is None
+        else:
+            assert ISO.match(item["last_followup_at"])
+            assert item["last_followup_at"].endswith("+07:00")
+            assert parse_timestamp(item["last_followup_at"]) == newest
+        assert isinstance(item["id"], int)  # otherwise the contract's encoding
+    detail = get(http, server, f"/complaints/{fresh}/complaint")["results"]["data"]
+    assert (detail["followups_count"], detail["last_followup_at"]) == (0, None)
+    ctl.advance_seconds(90)
+    ctl.reply(fresh, "Balasan warga")
+    detail = get(http, server, f"/complaints/{fresh}/complaint")["results"]["data"]
+    assert detail["followups_count"] == 1
+    assert detail["last_followup_at"] == ctl.now().isoformat()
+
+
+def test_only_the_counts_dialect_adds_the_counts(
+    http: requests.Session, server: LaporSimulator, ctl: SimControl
+) -> None:
+    """Every other dialect's inbox items carry neither field."""
+    for name in sorted(set(DIALECTS) - {"counts"}):
+        ctl.set_dialect(name)
+        item = get(http, server, "/complaints/inbox", updated_since=SINCE)["results"]["data"][0]
+        assert not {"followups_count", "last_followup_at"} & set(item), name

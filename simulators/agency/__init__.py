@@ -35,10 +35,13 @@ class AgencySystem:
         complaints: int = 5,
         seed: int = 1,
         control: bool = True,
+        latency_ms: float = 0,
     ) -> None:
         self.token = token
         self.store = AgencyStore(Path(db_path), complaints=complaints, seed=seed)
-        self._server = AgencyServer((host, port), store=self.store, token=token, control=control)
+        self._server = AgencyServer(
+            (host, port), store=self.store, token=token, control=control, latency_ms=latency_ms
+        )
         self.root_url = f"http://{host}:{self._server.server_port}"
         self.base_url = self.root_url + BASE
         self._thread: threading.Thread | None = None
@@ -55,7 +58,8 @@ class AgencySystem:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the database."""
+        """Stop serving and close the database: answers waiting out their latency go at once."""
+        self._server.stopping.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
@@ -94,8 +98,13 @@ class AgencyControl:
         return response.json()
 
     def stats(self) -> dict[str, Any]:
+        """API ``requests`` and applied ``writes`` per route, and ``latency_ms``."""
         result: dict[str, Any] = self._call("GET", "stats")
         return result
+
+    def set_latency(self, ms: float) -> float:
+        """Delay every API request by ``ms`` milliseconds from the next one on."""
+        return float(self._call("POST", "latency", {"ms": ms})["latency_ms"])
 
     def writes(self, route: str) -> int:
         """Writes applied on a route: create, patch, add_followup."""
@@ -163,7 +172,15 @@ class AgencyControl:
 
 
 def serve_forever(
-    *, db_path: Path, host: str, port: int, token: str, complaints: int, seed: int, control: bool
+    *,
+    db_path: Path,
+    host: str,
+    port: int,
+    token: str,
+    complaints: int,
+    seed: int,
+    control: bool,
+    latency_ms: float = 0,
 ) -> None:
     """Run the demo agency system in the foreground until SIGINT or SIGTERM."""
     system = AgencySystem(
@@ -174,11 +191,13 @@ def serve_forever(
         complaints=complaints,
         seed=seed,
         control=control,
+        latency_ms=latency_ms,
     ).start()
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     print(f"demo agency system ready: {system.base_url}", flush=True)  # noqa: T201 (the CLI's output)
     print(f"  token: {token}\n  database: {db_path}", flush=True)  # noqa: T201
+    print(f"  latency: {latency_ms:g} ms", flush=True)  # noqa: T201
     stopped.wait()
     system.stop()

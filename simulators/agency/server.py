@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from simulators.agency.store import CATEGORIES, STATUSES, UNITS, WIB, AgencyError, AgencyStore
+from simulators.network import REQUEST_QUEUE_SIZE, checked_latency, wait_half
 
 BASE = "/api/v1"
 FAULT_MODES = frozenset(
@@ -32,14 +33,24 @@ class AgencyServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = REQUEST_QUEUE_SIZE
 
     def __init__(
-        self, address: tuple[str, int], *, store: AgencyStore, token: str, control: bool
+        self,
+        address: tuple[str, int],
+        *,
+        store: AgencyStore,
+        token: str,
+        control: bool,
+        latency_ms: float = 0,
     ) -> None:
         super().__init__(address, Handler)
         self.store = store
         self.token = token
         self.control = control
+        #: Network latency of every API request, in milliseconds (``POST /_sim/latency``).
+        self.latency_ms = float(latency_ms)
+        self.stopping = threading.Event()
         self.requests: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
         self.faults: list[dict[str, Any]] = []
@@ -79,6 +90,11 @@ class AgencyServer(ThreadingHTTPServer):
             self.injections = [i for i in self.injections if i["count"] > 0]
         return taken
 
+    def count_request(self, route: str) -> None:
+        """Count an API request on ``route`` (from many threads at once)."""
+        with self.fault_lock:
+            self.requests[route] += 1
+
     def take_fault(self, route: str) -> str | None:
         with self.fault_lock:
             for rule in self.faults:
@@ -94,6 +110,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: AgencyServer
+    # Milliseconds of latency still owed to the API request being answered (set by _dispatch,
+    # since one handler serves every request of a keep-alive connection); None when none is.
+    _latency_owed: float | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the access log."""
@@ -119,6 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         for placeholder, raw in (raw_json or {}).items():  # injected JSON texts, sent as they are
             text = text.replace(json.dumps(placeholder), raw, 1)
         data = text.encode("utf-8", "surrogatepass")
+        self._answering()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -127,17 +147,26 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _answering(self) -> None:
+        """An answer is about to go out: an API request waits the rest of its latency."""
+        owed, self._latency_owed = self._latency_owed, None
+        if owed is not None:
+            wait_half(owed, self.server.stopping)
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._latency_owed = None
         try:
             if url.path.startswith("/_sim/") and self.server.control:
                 self._send(200, self._control(method, url.path, raw))
                 return
+            self._latency_owed = self.server.latency_ms
+            wait_half(self._latency_owed, self.server.stopping)  # the request's way in
             if not url.path.startswith(BASE + "/"):
                 raise AgencyError(404, "NOT_FOUND", "no such path")
             route, args = _route(method, url.path[len(BASE) :])
-            self.server.requests[route] += 1
+            self.server.count_request(route)
             if self.headers.get("Authorization") != f"Bearer {self.server.token}":
                 raise AgencyError(401, "UNAUTHENTICATED", "a valid bearer token is required")
             fault = self.server.take_fault(route)
@@ -156,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
                 else None
             )
             if route == "attachment":
+                self._answering()
                 self.send_response(200)
                 self.send_header("Content-Type", payload["content_type"])
                 self.send_header("Content-Length", str(len(payload["data"])))
@@ -163,6 +193,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload["data"])
                 return
             if fault == "drop_after_commit":
+                self._answering()
                 self.close_connection = True
                 try:
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -306,7 +337,21 @@ class Handler(BaseHTTPRequestHandler):
                     self.server.injections.clear()
                 return {"ok": True}
             if (method, path) == ("GET", "/_sim/stats"):
-                return {"requests": dict(self.server.requests), "writes": dict(self.server.writes)}
+                with self.server.fault_lock:
+                    requests = dict(self.server.requests)
+                return {
+                    "requests": requests,
+                    "writes": dict(self.server.writes),
+                    "latency_ms": self.server.latency_ms,
+                }
+            if (method, path) == ("POST", "/_sim/latency"):
+                try:
+                    self.server.latency_ms = checked_latency(body.get("ms"))
+                except ValueError as error:
+                    raise AgencyError(
+                        422, "VALIDATION_ERROR", str(error), {"ms": [str(error)]}
+                    ) from None
+                return {"latency_ms": self.server.latency_ms}
             if (method, path) == ("POST", "/_sim/faults"):
                 if body.get("mode") not in FAULT_MODES:
                     raise AgencyError(

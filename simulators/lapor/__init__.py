@@ -39,6 +39,7 @@ class LaporSimulator:
         requests_per_minute: int = 0,
         start_time: datetime | None = None,
         dialect: str = DEFAULT_DIALECT,
+        latency_ms: float = 0,
     ) -> None:
         self.api_key = api_key
         self.token = token
@@ -55,6 +56,7 @@ class LaporSimulator:
             requests_per_minute=requests_per_minute,
             control=control,
             dialect=dialect,
+            latency_ms=latency_ms,
         )
         self.root_url = f"http://{host}:{self._server.server_port}"
         self.base_url = self.root_url + BASE_PATH
@@ -113,12 +115,13 @@ def serve_forever(
     requests_per_minute: int,
     control: bool,
     dialect: str = DEFAULT_DIALECT,
+    latency_ms: float = 0,
 ) -> None:
     """Run a simulator in the foreground until SIGINT or SIGTERM."""
     simulator = LaporSimulator(
         host=host, port=port, seed=seed, complaints=complaints, api_key=api_key, token=token,
         institution_id=institution_id, requests_per_minute=requests_per_minute, control=control,
-        dialect=dialect,
+        dialect=dialect, latency_ms=latency_ms,
     ).start()  # fmt: skip
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -131,7 +134,8 @@ def serve_forever(
     if control:
         log_ready(f"  control plane: {simulator.root_url}/_sim/")
     log_ready(
-        f"  {complaints} complaints (seed {seed}); rate limit: {requests_per_minute or 'none'}/minute; Ctrl-C stops"
+        f"  {complaints} complaints (seed {seed}); rate limit: {requests_per_minute or 'none'}/minute; "
+        f"latency: {latency_ms:g} ms; Ctrl-C stops"
     )
     stopped.wait()
     simulator.stop()

@@ -34,22 +34,48 @@ class SimControl:
         self._call("POST", "dialect", {"name": name})
 
     def dialect(self) -> str:
-        return str(self.stats()["dialect"])
+        return str(self._counters()["dialect"])
 
     def stats(self) -> dict[str, Any]:
+        """Everything ``GET /_sim/stats`` tells, the timeline included."""
         result: dict[str, Any] = self._call("GET", "stats")
+        return result
+
+    def _counters(self) -> dict[str, Any]:
+        """The stats without the timeline (which may hold 200,000 entries)."""
+        result: dict[str, Any] = self._call("GET", "stats?timeline=0")
         return result
 
     def requests(self, route: str) -> int:
         """Requests received on ``route`` (counted before authentication)."""
-        return int(self.stats()["requests"].get(route, 0))
+        return int(self._counters()["requests"].get(route, 0))
 
     def writes(self, route: str) -> int:
         """Writes applied on ``route``."""
-        return int(self.stats()["writes"].get(route, 0))
+        return int(self._counters()["writes"].get(route, 0))
+
+    def statuses(self) -> dict[int, int]:
+        """API answers per HTTP status (0: a connection dropped without an answer)."""
+        return {int(code): int(n) for code, n in self._counters()["statuses"].items()}
+
+    def timeline(self) -> list[tuple[float, str, int | None]]:
+        """``(t, route, status)`` of the most recent API requests, in arrival order.
+
+        ``t`` is seconds since the simulator process started (monotonic clock); ``status`` is
+        None while the request is still being answered.
+        """
+        return [(float(t), str(route), status) for t, route, status in self.stats()["timeline"]]
+
+    def reset_stats(self) -> None:
+        """Zero requests, writes, statuses and rate_limited, and empty the timeline (not the world)."""
+        self._call("POST", "stats/reset")
+
+    def set_latency(self, ms: float) -> float:
+        """Delay every API request by ``ms`` milliseconds from the next one on."""
+        return float(self._call("POST", "latency", {"ms": ms})["latency_ms"])
 
     def now(self) -> datetime:
-        return datetime.fromisoformat(self.stats()["now"])
+        return datetime.fromisoformat(self._counters()["now"])
 
     def set_clock(self, moment: datetime) -> datetime:
         return datetime.fromisoformat(
@@ -96,6 +122,28 @@ class SimControl:
 
     def close(self, complaint_id: int) -> None:
         self._call("POST", "admin/close", {"complaint_id": complaint_id})
+
+    def touch(
+        self,
+        ids: list[int] | None = None,
+        count: int | None = None,
+        close: bool = False,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Update many complaints at one new moment (``ids``, or the first ``count`` of ours by id).
+
+        With ``close``, those not already terminal also become done, as auto-close does.
+        Returns ``{"touched": n, "at": iso}``.
+        """
+        body: dict[str, Any] = {"close": close}
+        if ids is not None:
+            body["ids"] = list(ids)
+        if count is not None:
+            body["count"] = count
+        if status is not None:
+            body["status"] = status
+        result: dict[str, Any] = self._call("POST", "admin/touch", body)
+        return result
 
     def add_fault(
         self,

@@ -6,10 +6,12 @@ import json
 import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
-from simulators.lapor import dialects
+from simulators.lapor import dialects, seed
 from simulators.lapor.workdays import add_workdays
-from simulators.lapor.world import ApiError, iso
+from simulators.lapor.world import ApiError, World, iso
+from simulators.network import checked_latency
 
 if TYPE_CHECKING:
     from simulators.lapor.server import SimServer
@@ -39,7 +41,32 @@ def _complaint_id(body: dict[str, Any]) -> int:
     return value
 
 
-def handle_control(server: SimServer, method: str, path: str, raw: bytes) -> tuple[int, Any]:
+def _validation(field: str, message: str) -> ApiError:
+    return ApiError(422, "VALIDATION_ERROR", f"{field}: {message}", {field: [message]})
+
+
+def _touch_ids(world: World, body: dict[str, Any]) -> list[int]:
+    """The complaints ``POST /_sim/admin/touch`` names: ``ids``, or ``count`` (and ``status``)."""
+    if ("ids" in body) == ("count" in body):
+        raise _validation("ids", "give either ids (a list of complaint ids) or count")
+    if "ids" in body:
+        ids = body["ids"]
+        if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in ids
+        ):
+            raise _validation("ids", "a list of complaint ids (integers)")
+        return ids
+    count, status = body["count"], body.get("status")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise _validation("count", "a whole number, 0 or more")
+    if status is not None and status not in seed.STATUS_NAMES:
+        raise _validation("status", f"one of {', '.join(seed.STATUS_NAMES)}")
+    return world.own_ids(count, status)
+
+
+def handle_control(
+    server: SimServer, method: str, path: str, raw: bytes, query: str = ""
+) -> tuple[int, Any]:
     """Serve one control-plane request; return (status, JSON payload)."""
     world = server.world
     body = _body(raw)
@@ -49,14 +76,33 @@ def handle_control(server: SimServer, method: str, path: str, raw: bytes) -> tup
             server.faults.clear()
             server.last_list.clear()
             server.injections.clear()
+            server.traffic.reset()
             return 200, {"ok": True}
         if (method, path) == ("GET", "/_sim/stats"):
+            timeline = parse_qs(query).get("timeline", ["1"])[0] not in ("0", "false", "no")
             return 200, {
                 "requests": dict(world.requests),
                 "writes": dict(world.writes),
                 "now": iso(world.now),
                 "dialect": server.dialect.name,
+                "latency_ms": server.latency_ms,
+                **server.traffic.snapshot(timeline=timeline),
             }
+        if (method, path) == ("POST", "/_sim/stats/reset"):
+            server.reset_stats()
+            return 200, {"ok": True}
+        if (method, path) == ("POST", "/_sim/latency"):
+            try:
+                server.latency_ms = checked_latency(body.get("ms"))
+            except ValueError as error:
+                raise ApiError(422, "VALIDATION_ERROR", str(error), {"ms": [str(error)]}) from None
+            return 200, {"latency_ms": server.latency_ms}
+        if (method, path) == ("POST", "/_sim/admin/touch"):
+            close = body.get("close", False)
+            if not isinstance(close, bool):
+                raise _validation("close", "true or false")
+            touched = world.touch_many(_touch_ids(world, body), close=close)
+            return 200, {"touched": touched, "at": iso(world.now)}
         if (method, path) == ("POST", "/_sim/dialect"):
             name = body.get("name")
             if not isinstance(name, str) or name not in dialects.DIALECTS:

@@ -4,7 +4,7 @@ The world renders one canonical answer; a ``Dialect`` rewrites it the way a part
 the real service might encode it: timestamp formats, numeric strings, 0/1 booleans, ``""`` for
 blanks, a null reporter, a missing ``status_code`` or ``deadlines``, unknown extra fields.
 
-``apply`` works on a deep copy and only inside the envelope's ``results`` (or on the bare array of
+``apply`` builds a new answer (never changing the one it is given) and works only inside the envelope's ``results`` (or on the bare array of
 the legacy ``gettopics``): ``status``, ``message``, ``code`` and ``errors`` are never touched, and
 neither are control-plane answers, error answers or binary downloads (the server never passes
 them here).
@@ -12,7 +12,6 @@ them here).
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +41,9 @@ class Dialect:
     status_code: bool = True
     extras: bool = False
     tracking_id_int: bool = False
+    #: C1 items and the C2 detail also carry ``followups_count`` and ``last_followup_at`` (the
+    #: server asks the world for them: they are facts, not an encoding).
+    followup_counts: bool = False
 
     def describe(self) -> str:
         """The traits that differ from the contract dialect, for logs and docs."""
@@ -55,7 +57,7 @@ class Dialect:
 
 
 TRAITS = ("timestamps", "deadlines", "numbers", "booleans", "blanks", "reporter",
-          "status_code", "extras", "tracking_id_int")  # fmt: skip
+          "status_code", "extras", "tracking_id_int", "followup_counts")  # fmt: skip
 
 DIALECTS: dict[str, Dialect] = {
     d.name: d
@@ -69,13 +71,14 @@ DIALECTS: dict[str, Dialect] = {
                 blanks="empty", extras=True),
         Dialect(name="legacy", timestamps="wib", deadlines="date", numbers="string",
                 booleans="string_tf", reporter="null", status_code=False, extras=True),
+        Dialect(name="counts", followup_counts=True),
     )
 }  # fmt: skip
 DEFAULT_DIALECT = "contract"
 
 # Which timestamp fields the contract writes as d-m-Y H:i:s (the rest are ISO 8601).
 DMY_FIELDS = frozenset({"created_at", "timestamp", "date"})
-ISO_FIELDS = frozenset({"updated_at", "server_time"})
+ISO_FIELDS = frozenset({"updated_at", "server_time", "last_followup_at"})
 DEADLINE_FIELDS = frozenset({"verify_by", "first_followup_by", "auto_close_at"})
 KEEP_NULL = frozenset({"next_page_url", "reporter"})
 
@@ -127,26 +130,34 @@ def _wib(moment: datetime) -> str:
 
 def apply(dialect: Dialect, route: str, payload: Any) -> Any:
     """The answer ``payload`` of ``route`` as ``dialect`` encodes it (a new object)."""
+    # _encode builds every dict and list anew, so only what the reshaping changes is copied
+    # first (a shallow copy of each complaint and follow-up object): no deep copy of a page.
     if isinstance(payload, list):  # the legacy gettopics bare array
-        return _encode(dialect, copy.deepcopy(payload), None)
+        return _encode(dialect, payload, None)
     if not isinstance(payload, dict) or "results" not in payload:
         return payload
     out = dict(payload)  # the envelope's own keys stay as they are
-    results = copy.deepcopy(payload["results"])
+    results = payload["results"]
     if isinstance(results, dict):
-        for complaint in _objects(results, COMPLAINT_ROUTES.get(route)):
+        results = dict(results)
+        for complaint in _own_objects(results, COMPLAINT_ROUTES.get(route)):
             _reshape_complaint(dialect, complaint)
-        for followup in _objects(results, FOLLOWUP_ROUTES.get(route)):
+        for followup in _own_objects(results, FOLLOWUP_ROUTES.get(route)):
             _reshape_followup(dialect, followup)
     out["results"] = _encode(dialect, results, None)
     return out
 
 
-def _objects(results: dict[str, Any], where: str | None) -> list[dict[str, Any]]:
+def _own_objects(results: dict[str, Any], where: str | None) -> list[dict[str, Any]]:
+    """The objects at ``where`` in ``results``, each replaced there by a shallow copy first."""
     if where == "list":
         found = results.get("data")
-        return [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
+        if not isinstance(found, list):
+            return []
+        results["data"] = [dict(r) if isinstance(r, dict) else r for r in found]
+        return [r for r in results["data"] if isinstance(r, dict)]
     if where is not None and isinstance(results.get(where), dict):
+        results[where] = dict(results[where])
         return [results[where]]
     return []
 

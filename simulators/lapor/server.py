@@ -13,7 +13,6 @@ import socket
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from simulators.lapor import dialects, seed
 from simulators.lapor.control_plane import handle_control
 from simulators.lapor.faults import FaultBook, FaultRule
+from simulators.lapor.traffic import DROPPED, Arrival, SlidingWindow, Traffic
 from simulators.lapor.world import ApiError, World, iso
+from simulators.network import REQUEST_QUEUE_SIZE, wait_half
 
 BASE_PATH = "/lapor/3.0.0"
 TOKEN_RE = re.compile(
@@ -33,6 +34,8 @@ TOKEN_RE = re.compile(
 LIST_ROUTES = frozenset({"categories", "institutions", "templates", "inbox", "followups"})
 INJECT_ROUTES = frozenset({"inbox", "complaint", "followups"})
 WRITE_ROUTES = frozenset({"followup_add", "reject", "process", "create", "upload"})
+UNKNOWN_ROUTE = "unknown"  # an API path no route matches (404), on the timeline and in statuses
+TOPICS_PATH = "/api/services/f01/gettopics"
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/masters/categories"), "categories"),
@@ -84,9 +87,11 @@ class SimServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = REQUEST_QUEUE_SIZE
 
     def __init__(self, address: tuple[str, int], *, world: World, faults: FaultBook, api_key: str, token: str,
-                 requests_per_minute: int, control: bool, dialect: str = dialects.DEFAULT_DIALECT) -> None:  # fmt: skip
+                 requests_per_minute: int, control: bool, dialect: str = dialects.DEFAULT_DIALECT,
+                 latency_ms: float = 0) -> None:  # fmt: skip
         super().__init__(address, Handler)
         self.dialect: dialects.Dialect = dialects.get(dialect)
         self.world = world
@@ -95,10 +100,12 @@ class SimServer(ThreadingHTTPServer):
         self.token = token
         self.requests_per_minute = requests_per_minute
         self.control = control
+        #: Network latency of every API request, in milliseconds (``POST /_sim/latency``).
+        self.latency_ms = float(latency_ms)
         self.stopping = threading.Event()
-        self.recent: dict[str, deque[float]] = {}
+        self.window = SlidingWindow()
+        self.traffic = Traffic()
         self.last_list: dict[str, list[Any]] = {}
-        self.rate_lock = threading.Lock()
         #: Raw records the next answers of a route carry (``POST /_sim/inject``), under world.lock.
         self.injections: list[Injection] = []
 
@@ -129,19 +136,21 @@ class SimServer(ThreadingHTTPServer):
         self.injections = [i for i in self.injections if i.count > 0]
         return taken
 
-    def rate_limited(self, token: str) -> float | None:
-        """Seconds until the token may send again, or None if it may send now."""
-        if self.requests_per_minute <= 0:
-            return None
-        now = time.monotonic()
-        with self.rate_lock:
-            window = self.recent.setdefault(token, deque())
-            while window and now - window[0] >= 60:
-                window.popleft()
-            if len(window) >= self.requests_per_minute:
-                return 60 - (now - window[0])
-            window.append(now)
-            return None
+    def rate_limited(self, token: str, now: float | None = None) -> float | None:
+        """Seconds until the token may send again, or None: admitted at ``now``, it counts.
+
+        A true sliding window of 60 seconds on the monotonic clock; an answer of 429 does not
+        count (``Handler`` takes back an admitted request that a fault rule answered 429).
+        """
+        moment = time.monotonic() if now is None else now
+        return self.window.admit(token, moment, self.requests_per_minute)
+
+    def reset_stats(self) -> None:
+        """Zero the request, write and answer counters and empty the timeline (not the world)."""
+        with self.world.lock:
+            self.world.requests.clear()
+            self.world.writes.clear()
+        self.traffic.reset()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -152,6 +161,11 @@ class Handler(BaseHTTPRequestHandler):
     # the client's delayed ACK add ~40 ms to every keep-alive response.
     disable_nagle_algorithm = True
     server: SimServer
+    # The API request being answered (None for the control plane): set anew by each _dispatch,
+    # since one handler serves every request of a keep-alive connection.
+    _arrival: Arrival | None = None
+    _latency_ms: float = 0.0
+    _admitted: tuple[str, float] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default access log."""
@@ -170,28 +184,35 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._arrival, self._admitted = None, None
         try:
             if url.path.startswith("/_sim/"):
                 if not self.server.control:
                     raise ApiError(404, "NOT_FOUND", "Tidak ditemukan.")
-                status, payload = handle_control(self.server, method, url.path, body)
+                status, payload = handle_control(self.server, method, url.path, body, url.query)
                 self._send_json(status, payload)
-            elif method == "POST" and url.path == "/api/services/f01/gettopics":
-                self._lapor("topics", [], url.query, body, method)
-            elif url.path.startswith(BASE_PATH + "/"):
-                sub = url.path[len(BASE_PATH) :]
-                for route_method, pattern, name in ROUTES:
-                    match = pattern.fullmatch(sub)
-                    if match and route_method == method:
-                        self._lapor(name, list(match.groups()), url.query, body, method)
-                        return
+                return
+            route, args = match_route(method, url.path)
+            self._arrival = self.server.traffic.arrived(route)
+            self._latency_ms = self.server.latency_ms
+            wait_half(self._latency_ms, self.server.stopping)  # the request's way in
+            if route == UNKNOWN_ROUTE:
                 raise ApiError(404, "NOT_FOUND", "Alamat tidak ditemukan.")
-            else:
-                raise ApiError(404, "NOT_FOUND", "Alamat tidak ditemukan.")
+            self._lapor(route, args, url.query, body, method)
         except ApiError as error:
             self._send_error(error)
         except Dropped:
             return
+
+    def _answering(self, status: int) -> None:
+        """An API answer is about to go out: the rest of the latency, then count it."""
+        arrival, self._arrival = self._arrival, None
+        if arrival is None:
+            return
+        wait_half(self._latency_ms, self.server.stopping)  # the answer's way out
+        if status == 429 and self._admitted is not None:
+            self.server.window.forget(*self._admitted)  # a 429 does not use up the window
+        self.server.traffic.answered(arrival, status)
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None,
                    raw_json: dict[str, str] | None = None) -> None:  # fmt: skip
@@ -203,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
+        self._answering(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -221,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(error.status, payload, headers)
 
     def _drop(self) -> None:
+        self._answering(DROPPED)
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -241,7 +264,9 @@ class Handler(BaseHTTPRequestHandler):
         with world.lock:
             world.requests[route] += 1
         viewer = self._authenticate()
-        wait = self.server.rate_limited(self.server.token)
+        token, stamp = self.headers.get("token", ""), time.monotonic()
+        wait = self.server.rate_limited(token, stamp)
+        self._admitted = (token, stamp) if wait is None else None
         if wait is not None:
             raise_rate = ApiError(429, "TOO_MANY_REQUESTS", "Terlalu banyak permintaan.")
             self._send_error(raise_rate, {"Retry-After": str(math.ceil(wait))})
@@ -319,7 +344,8 @@ class Handler(BaseHTTPRequestHandler):
             ]
         if route == "complaint":
             c = world.get_visible(int(args[0]), viewer)
-            return 200, ok(world.detail(c, viewer))
+            counts = self.server.dialect.followup_counts
+            return 200, ok(world.detail(c, viewer, followup_counts=counts))
         if route == "attachment":
             f = world.attachment(viewer, int(args[0]), int(args[1]))
             params["_ctype"] = f["content_type"] or "application/octet-stream"
@@ -350,9 +376,11 @@ class Handler(BaseHTTPRequestHandler):
     ) -> dict[str, Any]:
         world = self.server.world
         page, size = page_params(params, default_size=10 if route == "followups" else 50)
+        offset = (page - 1) * size
         extra: dict[str, Any] = {}
         render: Callable[[Any], dict[str, Any]] = dict
         rows: list[Any]
+        total: int | None = None  # the inbox counts without listing
         if route == "inbox":
             if rule is not None and rule.mode == "item_moved" and self.server.last_list.get(route):
                 world.touch(self.server.last_list[route][0]["id"])
@@ -364,8 +392,9 @@ class Handler(BaseHTTPRequestHandler):
                     "Data tidak valid.",
                     {"updated_since": ["Kolom updated_since wajib diisi."]},
                 )
-            rows = world.inbox(viewer, since, params.get("external_ref"))
-            render = world.summary
+            total, rows = world.inbox_page(viewer, since, params.get("external_ref"), offset, size)
+            counts = self.server.dialect.followup_counts
+            render = functools.partial(world.summary, followup_counts=counts)
             extra["server_time"] = iso(world.now)
         elif route == "followups":
             c = world.get_visible(int(args[0]), viewer)
@@ -377,8 +406,10 @@ class Handler(BaseHTTPRequestHandler):
             rows = list(world.institutions.values())
         else:
             rows = seed.TEMPLATES
-        data = [render(r) for r in rows[(page - 1) * size : page * size]]  # render this page only
-        more = page * size < len(rows)
+        if total is None:
+            total, rows = len(rows), rows[offset : offset + size]
+        data = [render(r) for r in rows]  # render this page only
+        more = page * size < total
         next_url = None
         if more:
             query = {
@@ -398,11 +429,24 @@ class Handler(BaseHTTPRequestHandler):
                 "data": data,
                 "current_page": page,
                 "per_page": size,
-                "total": len(rows),
+                "total": total,
                 "next_page_url": next_url,
                 **extra,
             }
         )
+
+
+def match_route(method: str, path: str) -> tuple[str, list[str]]:
+    """The route name of an API request and its path arguments (``UNKNOWN_ROUTE`` for none)."""
+    if method == "POST" and path == TOPICS_PATH:
+        return "topics", []
+    if path.startswith(BASE_PATH + "/"):
+        sub = path[len(BASE_PATH) :]
+        for route_method, pattern, name in ROUTES:
+            match = pattern.fullmatch(sub)
+            if match and route_method == method:
+                return name, list(match.groups())
+    return UNKNOWN_ROUTE, []
 
 
 def ok(results: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ code, Indonesian message and field errors the service would answer with.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import re
@@ -17,13 +18,20 @@ from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
 from simulators.lapor import seed
+from simulators.lapor.inbox_index import InboxIndex
 from simulators.lapor.workdays import WIB, add_workdays
 
 DEFAULT_START = datetime(2026, 11, 2, 9, 0, tzinfo=WIB)
+AUTO_CLOSE_NOTE = "Laporan ditutup otomatis setelah 10 hari kerja"
 MAX_FOLLOWUP = 5000
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png"})
 DOC_EXTENSIONS = frozenset({"pdf", "doc", "docx", "xls", "xlsx"})
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# The first ids the simulator gives out of its own (small worlds keep them; large ones go past).
+FIRST_COMPLAINT_ID = 5010600
+FIRST_TRACKING_ID = 1916400
+FIRST_FOLLOWUP_ID = 890001
+FIRST_FILE_ID = 4199601
 
 
 @dataclass
@@ -119,23 +127,41 @@ class World:
 
     def reset(self, seed_value: int, complaints: int, start: datetime | None = None) -> None:
         """Regenerate everything from the seed; counters start again."""
-        with self.lock:
-            self.rng = random.Random(seed_value)
-            self.now = (start or DEFAULT_START).replace(microsecond=0)
-            self.institutions = {i["id"]: i for i in seed.institutions(self.institution_id)}
-            self.categories = {c["id"]: c for c in seed.categories()}
-            generated, followups = seed.complaints(
-                self.rng, complaints, self.institution_id, self.now
-            )
-            self.complaints: dict[int, dict[str, Any]] = {c["id"]: c for c in generated}
-            self.followups: dict[int, list[dict[str, Any]]] = followups
-            self.uploads: dict[int, dict[str, Any]] = {}
-            self.next_complaint_id = max(self.complaints, default=5010599) + 1
-            self.next_tracking = 1916400 + len(self.complaints)
-            self.next_followup_id = 890000
-            self.next_file_id = 4199600
-            self.requests: Counter[str] = Counter()
-            self.writes: Counter[str] = Counter()
+        collecting = gc.isenabled()
+        gc.disable()  # 100,000 fresh dicts set off collection after collection, none of them garbage
+        try:
+            with self.lock:
+                self._generate(seed_value, complaints, start)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _generate(self, seed_value: int, complaints: int, start: datetime | None) -> None:
+        self.rng = random.Random(seed_value)
+        self.now = (start or DEFAULT_START).replace(microsecond=0)
+        self.institutions = {i["id"]: i for i in seed.institutions(self.institution_id)}
+        self.categories = {c["id"]: c for c in seed.categories()}
+        generated, followups = seed.complaints(self.rng, complaints, self.institution_id, self.now)
+        self.complaints: dict[int, dict[str, Any]] = {c["id"]: c for c in generated}
+        self.followups: dict[int, list[dict[str, Any]]] = followups
+        self.uploads: dict[int, dict[str, Any]] = {}
+        # New ids continue after the highest seeded one: a large world numbers past the floors.
+        self.next_complaint_id: int = 1 + max([FIRST_COMPLAINT_ID - 1, *self.complaints])
+        self.next_tracking: int = 1 + max(
+            [FIRST_TRACKING_ID - 1, *(int(c["tracking_id"]) for c in generated)]
+        )
+        # next_followup_id and next_file_id are the last ids given out (incremented before use).
+        self.next_followup_id: int = max(
+            [FIRST_FOLLOWUP_ID - 1, *(f["id"] for items in followups.values() for f in items)]
+        )
+        self.next_file_id: int = max([FIRST_FILE_ID - 1, *self.uploads])
+        self.requests: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.by_external_ref: dict[str, list[int]] = {}
+        self.inbox_index = InboxIndex()
+        self.inbox_index.rebuild(
+            (c["updated_at"], c["id"]) for c in generated if self.visible(c, self.institution_id)
+        )
 
     # --- clock and lifecycle -------------------------------------------------------------
 
@@ -153,9 +179,7 @@ class World:
                 and not c["replied_since_followup"]
             ):
                 if self.now >= add_workdays(c["last_followup_at"], 10):
-                    self._change_status(
-                        c, "done", "Laporan ditutup otomatis setelah 10 hari kerja", "auto_close"
-                    )
+                    self._change_status(c, "done", AUTO_CLOSE_NOTE, "auto_close")
             elif (
                 c["status"] == "postponed"
                 and c["postponed_at"]
@@ -176,7 +200,7 @@ class World:
             {"template_code": template, "at": self.now, "from": None, "to": None,
              "status_old": seed.STATUS_NAMES[old], "status_new": seed.STATUS_NAMES[status], "holder": c["disposition_id"]}
         )  # fmt: skip
-        c["updated_at"] = self.now
+        self._updated(c)
 
     def deadlines(self, c: dict[str, Any]) -> dict[str, Any]:
         verify_by = add_workdays(c["created_at"], 3)
@@ -223,9 +247,10 @@ class World:
 
     # --- renderings ----------------------------------------------------------------------
 
-    def summary(self, c: dict[str, Any]) -> dict[str, Any]:
+    def summary(self, c: dict[str, Any], *, followup_counts: bool = False) -> dict[str, Any]:
+        """A C1 inbox item; with ``followup_counts``, what C3 lists summed up (``counts`` dialect)."""
         holder = c["disposition_id"]
-        return {
+        summary = {
             "id": c["id"], "tracking_id": c["tracking_id"], "title": c["title"], "channel": c["channel"],
             "classification_id": c["classification_id"], "category_id": c["category_id"],
             "location_id": c["location_id"], "is_secret": c["is_secret"], "is_anonymous": c["is_anonymous"],
@@ -235,12 +260,26 @@ class World:
             "external_ref": c["external_ref"], "created_at": iso(c["created_at"]),
             "updated_at": iso(c["updated_at"]), "deadlines": self.deadlines(c),
         }  # fmt: skip
+        if followup_counts:
+            summary.update(self.followup_counts(c))
+        return summary
 
-    def detail(self, c: dict[str, Any], viewer: int) -> dict[str, Any]:
+    def followup_counts(self, c: dict[str, Any]) -> dict[str, Any]:
+        """How many items C3 lists for the complaint (every author), and the newest one's time."""
+        items = self.followups.get(c["id"], [])
+        newest = max((f["at"] for f in items), default=None)
+        return {
+            "followups_count": len(items),
+            "last_followup_at": iso(newest) if newest is not None else None,
+        }
+
+    def detail(
+        self, c: dict[str, Any], viewer: int, *, followup_counts: bool = False
+    ) -> dict[str, Any]:
         reporter = c["reporter"] or {}
         hidden = c["is_anonymous"] or c["disposition_id"] != viewer
         data = {
-            **self.summary(c),
+            **self.summary(c, followup_counts=followup_counts),
             "content": c["content"],
             "date_of_incident": c["date_of_incident"],
             "tags_raw": c["tags_raw"],
@@ -299,6 +338,7 @@ class World:
     def inbox(
         self, viewer: int, since: datetime | None, external_ref: str | None
     ) -> list[dict[str, Any]]:
+        """Every complaint C1 lists, in its order (a full scan: the reference for ``inbox_page``)."""
         rows = [
             c
             for c in self.complaints.values()
@@ -307,6 +347,31 @@ class World:
             and (external_ref is None or c["external_ref"] == external_ref)
         ]
         return sorted(rows, key=lambda c: (c["updated_at"], c["id"]))
+
+    def inbox_page(
+        self, viewer: int, since: datetime | None, external_ref: str | None, offset: int, size: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many complaints C1 lists, and ``size`` of them from ``offset``, in its order.
+
+        The simulator's own institution pages through the sorted index (O(log N + size)); an
+        ``external_ref`` search looks at the complaints created with that reference only.
+        """
+        if external_ref is not None:
+            found = (self.complaints[i] for i in self.by_external_ref.get(external_ref, []))
+            rows = sorted(
+                (
+                    c
+                    for c in found
+                    if self.visible(c, viewer) and (since is None or c["updated_at"] >= since)
+                ),
+                key=lambda c: (c["updated_at"], c["id"]),
+            )
+            return len(rows), rows[offset : offset + size]
+        if viewer != self.institution_id:
+            rows = self.inbox(viewer, since, None)
+            return len(rows), rows[offset : offset + size]
+        ids = self.inbox_index.page_since(since, offset, size)
+        return self.inbox_index.count_since(since), [self.complaints[i] for i in ids]
 
     # --- writes by the institution -------------------------------------------------------
 
@@ -342,7 +407,7 @@ class World:
         c["replied_since_followup"] = False
         if c["status"] == "verified":
             self._change_status(c, "in_process", "Instansi memberikan tindak lanjut")
-        c["updated_at"] = self.now
+        self._updated(c)
         return {"id": item["id"], "complaint_id": c["id"], "created_at": wib(self.now)}
 
     def reject(self, viewer: int, complaint_id: int, body: dict[str, Any]) -> None:
@@ -363,7 +428,7 @@ class World:
              "to": self.institutions[target]["name"], "status_old": seed.STATUS_NAMES[c["status"]],
              "status_new": seed.STATUS_NAMES[c["status"]], "holder": target}
         )  # fmt: skip
-        c["updated_at"] = self.now
+        self._updated(c)
 
     TRANSITIONS: ClassVar[dict[str, tuple[set[str], str]]] = {
         "verify": ({"unverified", "postponed"}, "verified"),
@@ -445,6 +510,9 @@ class World:
         }  # fmt: skip
         self.complaints[complaint_id] = c
         self.followups[complaint_id] = []
+        if isinstance(c["external_ref"], str):  # a query string can only ever match a string
+            self.by_external_ref.setdefault(c["external_ref"], []).append(complaint_id)
+        self._reindex(c)
         return {
             "id": complaint_id,
             "tracking_id": tracking,
@@ -537,6 +605,7 @@ class World:
         c = self.complaints[created["id"]]
         c["creator_id"] = None
         c["channel"] = 26
+        self._reindex(c)
         return int(created["id"])
 
     def dispose(self, complaint_id: int, institution_id: int) -> None:
@@ -561,7 +630,7 @@ class World:
             c["logs"].append({"template_code": "disposition", "at": self.now, "from": None, "to": None,
                               "status_old": seed.STATUS_NAMES[c["status"]], "status_new": seed.STATUS_NAMES[c["status"]],
                               "holder": institution_id})  # fmt: skip
-        c["updated_at"] = self.now
+        self._updated(c)
 
     def reply(self, complaint_id: int, content: str, author: str) -> int:
         c = self._existing(complaint_id)
@@ -571,7 +640,7 @@ class World:
              "template_code": None, "is_secret": False, "attachments": []}
         )  # fmt: skip
         c["replied_since_followup"] = True
-        c["updated_at"] = self.now
+        self._updated(c)
         return self.next_followup_id
 
     def admin_status(self, complaint_id: int, status: str) -> None:
@@ -588,4 +657,46 @@ class World:
     def touch(self, complaint_id: int) -> None:
         """Update a complaint now (a change elsewhere), moving it to the end of the inbox order."""
         self.now += timedelta(seconds=1)
-        self.complaints[complaint_id]["updated_at"] = self.now
+        self._updated(self.complaints[complaint_id])
+
+    def own_ids(self, count: int, status: str | None = None) -> list[int]:
+        """The first ``count`` complaints disposed to the simulator's institution, by id."""
+        held = sorted(
+            c["id"]
+            for c in self.complaints.values()
+            if c["disposition_id"] == self.institution_id and status in (None, c["status"])
+        )
+        return held[:count]
+
+    def touch_many(self, ids: list[int], *, close: bool = False) -> int:
+        """Update many complaints at one new moment, closing them too if asked (as auto-close).
+
+        The clock moves on one second first (applying the working-day rules), so the moment is
+        new; with ``close``, complaints not already terminal become ``done`` with a status log.
+        """
+        missing = [i for i in ids if i not in self.complaints]
+        if missing:
+            raise ApiError(
+                404, "NOT_FOUND", f"no complaint {missing[0]}", {"ids": [str(missing[0])]}
+            )
+        self.set_clock(self.now + timedelta(seconds=1))
+        for complaint_id in dict.fromkeys(ids):
+            c = self.complaints[complaint_id]
+            if close and c["status"] not in seed.TERMINAL:
+                self._change_status(c, "done", AUTO_CLOSE_NOTE, "auto_close")
+            self._updated(c)
+        return len(dict.fromkeys(ids))
+
+    # --- the inbox order -----------------------------------------------------------------
+
+    def _updated(self, c: dict[str, Any]) -> None:
+        """The complaint changed now: it moves to the end of the inbox order."""
+        c["updated_at"] = self.now
+        self._reindex(c)
+
+    def _reindex(self, c: dict[str, Any]) -> None:
+        """Keep the inbox index in step after ``updated_at`` or visibility changed."""
+        if self.visible(c, self.institution_id):
+            self.inbox_index.put(c["id"], c["updated_at"])
+        else:
+            self.inbox_index.discard(c["id"])

@@ -8,6 +8,7 @@ content). Any other string may use the same references; ``${NAME:-default}`` giv
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -155,6 +156,23 @@ class ScheduleSettings(Section):
     intake_out_seconds: float = Field(default=300.0, ge=1, le=86_400)
 
 
+class SyncSettings(Section):
+    """How much of the work runs at once."""
+
+    #: Requests in flight at once (detail and follow-up reads, agency writes); each complaint's
+    #: own work stays in order. Default: sized to the LAPOR! pace (rate x a 2-second allowance
+    #: for latency, plus 2, at most 16), or 16 when requests are not paced.
+    slots: int | None = Field(default=None, ge=1, le=64)
+
+
+def slots_for(settings: Settings) -> int:
+    """The configured slots, or the default sized to the LAPOR! pace."""
+    if settings.sync.slots is not None:
+        return settings.sync.slots
+    rate = settings.lapor.requests_per_minute
+    return 16 if rate == 0 else min(16, math.ceil(rate / 60 * 2) + 2)
+
+
 class OutboxSettings(Section):
     """How unfinished remote writes are retried: backoff doubling from the first delay, then dead."""
 
@@ -214,6 +232,7 @@ class Settings(Section):
     schedule: ScheduleSettings = ScheduleSettings()
     mappings: MappingsSettings = MappingsSettings()
     outbox: OutboxSettings = OutboxSettings()
+    sync: SyncSettings = SyncSettings()
     logging: LoggingSettings = LoggingSettings()
     audit: AuditSettings = AuditSettings()
 

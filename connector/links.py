@@ -38,6 +38,9 @@ class Link:
     agency_status: str | None
     lapor_updated_at: datetime | None
     agency_updated_at: datetime | None
+    #: What the last follow-ups read (C3) saw: how many, and the newest one's time.
+    followups_seen: int | None = None
+    last_followup_at: datetime | None = None
 
 
 def _link(row: dict[str, Any]) -> Link:
@@ -52,6 +55,8 @@ def _link(row: dict[str, Any]) -> Link:
         agency_status=row["agency_status"],
         lapor_updated_at=_time(row["lapor_updated_at"]),
         agency_updated_at=_time(row["agency_updated_at"]),
+        followups_seen=row.get("followups_seen"),
+        last_followup_at=_time(row.get("last_followup_at")),
     )
 
 

@@ -228,6 +228,35 @@ class Outbox:
             return self._failed(item, error, attempts=item.attempts + 1)
         return self._done(item, result, on_done)
 
+    # --- attempting many at once (a page's writes) ---------------------------------------------
+
+    def begin(self, item: OutboxItem) -> None:
+        """Mark a pending write in flight before it is sent (inside the caller's transaction,
+        which must commit before the request goes out)."""
+        self._set(item, state="in_flight", attempts=item.attempts + 1)
+
+    def settle(
+        self,
+        item: OutboxItem,
+        result: dict[str, Any] | BaseException,
+        *,
+        on_done: Callable[[OutboxItem, dict[str, Any]], None] | None = None,
+    ) -> Outcome:
+        """Record how a write begun with ``begin`` went: its result, or the error it raised
+        (inside the caller's transaction). Unlike ``attempt`` nothing is raised here; the caller
+        raises a ``FatalError`` or ``Stopping`` once the batch is recorded."""
+        if isinstance(result, BaseException):
+            if isinstance(result, errors.Stopping):
+                self._set(item, state=item.state, attempts=item.attempts)  # never sent
+                return Outcome(item, item.state, error=result)
+            if isinstance(result, errors.AmbiguousOutcome):
+                return self._failed(item, result, keep_in_flight=True)
+            if isinstance(result, errors.ConnectorError):
+                return self._failed(item, result, attempts=item.attempts + 1)
+            # A bug, not a service's answer: left in flight, so the next run looks it up.
+            return Outcome(item, "in_flight")
+        return self._done(item, result, on_done)
+
     def _done(
         self,
         item: OutboxItem,

@@ -112,7 +112,7 @@ class _Walk:
     def visit(self, value: object, path: str = "") -> None:
         self._count(path, wire.observed_kind(value))
         if isinstance(value, dict):
-            for key in sorted(self.keys.get(path, set()) - set(value)):
+            for key in sorted(self.keys.get(path, set()) - set(value) - wire.OPTIONAL_FIELDS):
                 self._count(_join(path, key), MISSING)
             for key, item in value.items():
                 child = _join(path, str(key))

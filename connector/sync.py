@@ -9,18 +9,19 @@ done (link, audit entry), so a write interrupted by a crash is finished by the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from connector import errors
 from connector import models as m
 from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
-from connector.config import AuditSettings, OutboxSettings, Settings
+from connector.config import AuditSettings, OutboxSettings, Settings, slots_for
 from connector.installation import check_installation
 from connector.lapor.client import MAX_FILE_BYTES, LaporClient, content_fingerprint
 from connector.lapor.transport import pacer_key
@@ -61,6 +62,7 @@ class Sync:
     plan: Plan = field(default_factory=Plan)
     audit_settings: AuditSettings = field(default_factory=AuditSettings)
     master_data_refresh: timedelta = timedelta(hours=24)
+    slots: int = 1
 
     def __post_init__(self) -> None:
         self.audit = AuditLog.configured(self.store, self.audit_settings)
@@ -71,6 +73,7 @@ class Sync:
             max_delay=timedelta(seconds=self.retry.max_delay_seconds),
         )
         self.links = Links(self.store)
+        self._pool: ThreadPoolExecutor | None = None
         self.master_data = MasterData(
             self.store,
             self.clock,
@@ -96,6 +99,22 @@ class Sync:
             return True
 
         self.mappings.on_unknown_category = refresh
+
+    # --- running remote work side by side ---------------------------------------------------
+
+    def parallel(self, work: Callable[[W], R], items: Sequence[W]) -> list[R | Exception]:
+        """``work`` on every item, up to ``slots`` at once; each result or the error it raised,
+        in the items' order. Only remote calls run here: the state is the caller's thread's."""
+        if self.slots <= 1 or len(items) <= 1:
+            return [_outcome_of(work, item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="sync")
+        return list(self._pool.map(lambda item: _outcome_of(work, item), items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # --- recording -------------------------------------------------------------------------
 
@@ -165,6 +184,55 @@ class Sync:
         if item.state in ("done", "dead", "acknowledged"):
             return None
         return self.execute(item)
+
+    def write_many(self, intents: Sequence[dict[str, Any]]) -> list[Outcome | None]:
+        """Record many intents in one transaction, send them side by side, record the results
+        in one more: two commits for a page's writes, and still every intent is durable before
+        its request is sent. A write found in flight (a crash) takes the one-by-one path (its
+        lookup comes first). Returns what ``write`` would, per intent, in order."""
+        if self.dry_run or len(intents) <= 1:
+            return [self.write(**intent) for intent in intents]
+        outcomes: list[Outcome | None] = [None] * len(intents)
+        fresh: list[tuple[int, OutboxItem, Executor]] = []
+        with self.store.transaction():
+            for index, intent in enumerate(intents):
+                item = self.outbox.enqueue(**intent)
+                if item.state in ("pending", "failed"):
+                    executor = EXECUTORS[item.operation](self, item)
+                    self.outbox.begin(item)
+                    fresh.append((index, item, executor))
+                elif item.state == "in_flight":
+                    fresh.append((index, item, ()))  # type: ignore[arg-type]
+        later = [(index, item) for index, item, executor in fresh if not executor]
+        batch = [(index, item, executor) for index, item, executor in fresh if executor]
+        results = self.parallel(lambda job: job[2][0](), batch)
+        stop: BaseException | None = None
+        with self.store.transaction():
+            for (index, item, (_, _, on_done)), result in zip(batch, results, strict=True):
+
+                def done(
+                    finished: OutboxItem, value: dict[str, Any], on_done: Any = on_done
+                ) -> None:
+                    on_done(value)
+                    self.record(flow=finished.flow, direction=_direction(finished), action=finished.operation,
+                                outcome="ok", **_ids(finished, value))  # fmt: skip
+
+                outcomes[index] = self.outbox.settle(item, result, on_done=done)
+                if isinstance(result, (errors.FatalError, errors.Stopping)) and stop is None:
+                    stop = result
+                elif isinstance(result, Exception) and not isinstance(
+                    result, errors.ConnectorError
+                ):
+                    stop = stop or result
+        if stop is not None:
+            raise stop
+        for index, _, _ in batch:
+            outcome = outcomes[index]
+            if outcome is not None and outcome.state != "done":
+                self._after_failure(outcome)
+        for index, item in later:
+            outcomes[index] = self.execute(item)
+        return outcomes
 
     def execute(self, item: OutboxItem) -> Outcome:
         """Run one outbox item through its operation's executor, and audit the outcome."""
@@ -303,6 +371,17 @@ class Sync:
             self.plan.writes.extend((i.flow, f"finish {i.operation}", i.subject) for i in due)
             return []
         return [self.execute(item) for item in due]
+
+
+W = TypeVar("W")
+R = TypeVar("R")
+
+
+def _outcome_of(work: Callable[[W], R], item: W) -> R | Exception:
+    try:
+        return work(item)
+    except Exception as error:  # handed to the caller, who decides
+        return error
 
 
 def lapor_state(
@@ -606,13 +685,15 @@ def open_sync(
         LaporClient(settings.lapor, clock) as lapor,
     ):
         agency = make_adapter(settings.agency, clock)
+        sync: Sync | None = None
         try:
             if guard if guard is not None else (writer and not dry_run):
                 check_installation(store, settings, agency)
             sync = Sync(lapor=lapor, agency=agency, mappings=mappings, store=store, clock=clock,
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
-                        master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours))  # fmt: skip
+                        master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
+                        slots=slots_for(settings))  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             keep_pacer(store, lapor, settings)
             sync.load_trees()
@@ -622,4 +703,6 @@ def open_sync(
                 # cut tail or a recomputed chain shows at the next `log verify`.
                 sync.audit.checkpoint()
         finally:
+            if sync is not None:
+                sync.close()
             agency.close()

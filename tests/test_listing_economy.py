@@ -76,7 +76,7 @@ def inbox() -> Iterator[tuple[Inbox, str]]:
     state = Inbox()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
             body = json.dumps(state.answer(query)).encode()
             self.send_response(200)
@@ -158,4 +158,5 @@ def test_without_moves_nothing_is_read_twice(inbox: tuple[Inbox, str]) -> None:
     state.items = {i: T0 for i in range(1, 2001)}
     keys, stats = listed(url, 500)
     assert len(keys) == len({i for i, _ in keys}) == 2000
-    assert stats.rewinds == 0 and len(state.requests) == 4
+    assert stats.rewinds == 0
+    assert len(state.requests) == 4

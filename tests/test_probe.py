@@ -53,9 +53,12 @@ def test_every_dialect_is_understood(
     }  # fmt: skip
     assert all(e.error is None for e in report.endpoints)
     differing = [f for e in report.endpoints for f in e.fields if f.verdict == p.DIFFERS]
-    if dialect == "contract":
+    if dialect in ("contract", "counts"):  # counts: the contract plus follow-up hints
         assert differing == []
         assert report.summary()["ignored"] == 0
+        hint = lines(report, "inbox").get("results.data[].followups_count")
+        assert (hint is not None) == (dialect == "counts")
+        assert hint is None or hint.verdict == p.AS_EXPECTED
     else:
         assert differing, f"dialect {dialect}: no difference named"
     if dialect == "php":

@@ -53,9 +53,12 @@ def test_zero_rate_never_waits(clock: FakeClock) -> None:
 def test_one_pacer_per_token_shared_by_every_caller(clock: FakeClock) -> None:
     first, second = pacer_for("token-a", 60, clock), pacer_for("token-a", 60, clock)
     other = pacer_for("token-b", 60, clock)
-    assert first is second and first is not other
+    assert first is second
+    assert first is not other
     first.acquire()
-    assert second.acquire() == pytest.approx(1.0, rel=1e-3)  # the second caller queues behind the first
+    assert second.acquire() == pytest.approx(
+        1.0, rel=1e-3
+    )  # the second caller queues behind the first
     assert other.acquire() == 0  # another token has its own budget
 
 

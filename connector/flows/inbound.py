@@ -9,8 +9,11 @@ citizen's and admin's replies. The cursor advances with each committed page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Any
 
 from connector import errors
 from connector import models as m
@@ -67,10 +70,12 @@ def run_inbound(
     for page in listing.pages():
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
         records = _not_in_the_future(sync, page.records, page.server_time, report)
-        for summary in records:
-            if until is not None and summary.updated_at >= until:
-                continue
-            sync_complaint(sync, summary, report, force=force)
+        sync_page(
+            sync,
+            [s for s in records if until is None or s.updated_at < until],
+            report,
+            force=force,
+        )
         if records and since is None:
             sync.advance(FLOW, max(c.updated_at for c in records))
     if since is None:
@@ -104,56 +109,153 @@ def _not_in_the_future(
     return kept
 
 
+@dataclass
+class _Work:
+    """One complaint of a page, through the phases of ``sync_page``."""
+
+    summary: m.ComplaintSummary
+    link: Link | None
+    new: bool
+    force: bool = False
+    #: False once the complaint was set aside (or its create is not done): nothing more now.
+    ok: bool = True
+    #: False when one of its writes is not done yet: it is not marked in step this run.
+    complete: bool = True
+    read_replies: bool = True
+    followups_seen: int | None = None
+    last_followup_at: datetime | None = None
+    disposed_back: bool = False
+
+
 def sync_complaint(
     sync: Sync, summary: m.ComplaintSummary, report: InboundReport, *, force: bool = False
 ) -> None:
     """Bring one LAPOR! complaint to the agency (create, or send what changed)."""
-    link = sync.links.by_lapor_id(summary.lapor_id)
-    if (
-        link is not None
-        and not force
-        and link.lapor_updated_at is not None
-        and summary.updated_at <= link.lapor_updated_at
-    ):
-        if summary.updated_at < link.lapor_updated_at:
-            # Older than what was already synced (a lagging replica, a repeated page): ignored.
-            log.info(
-                "stale_update_ignored",
-                lapor_id=summary.lapor_id,
-                seen=link.lapor_updated_at.isoformat(),
-                got=summary.updated_at.isoformat(),
-            )
-        report.unchanged += 1
-        return
+    sync_page(sync, [summary], report, force=force)
+
+
+def sync_page(
+    sync: Sync, summaries: list[m.ComplaintSummary], report: InboundReport, *, force: bool = False
+) -> None:
+    """Bring a page of LAPOR! complaints to the agency, in phases that each batch their work.
+
+    1. new complaints: their details (C2) read side by side, then every agency create recorded
+       as an intent in one commit, sent side by side, results in one commit;
+    2. changed complaints: what LAPOR! owns sent to the agency (one PATCH each);
+    3. replies: the follow-ups read (C3), only of complaints where something says there may be
+       new ones (docs/sync.md), side by side, after every detail read of the page; the new
+       replies written like the creates;
+    4. every complaint whose work is all done is marked in step, in one commit.
+
+    A complaint's own work keeps its order (create, then replies, then the mark); a bad record
+    or a mapping gap sets only that complaint aside.
+    """
+    work: list[_Work] = []
+    for summary in summaries:
+        link = sync.links.by_lapor_id(summary.lapor_id)
+        if (
+            link is not None
+            and not force
+            and link.lapor_updated_at is not None
+            and summary.updated_at <= link.lapor_updated_at
+        ):
+            if summary.updated_at < link.lapor_updated_at:
+                # Older than what was already synced (a lagging replica, a repeated page): ignored.
+                log.info(
+                    "stale_update_ignored",
+                    lapor_id=summary.lapor_id,
+                    seen=link.lapor_updated_at.isoformat(),
+                    got=summary.updated_at.isoformat(),
+                )
+            report.unchanged += 1
+            continue
+        if link is None and (
+            summary.disposition_id != sync.institution_id or summary.external_ref is not None
+        ):
+            # Not ours now (only previously), or one we filed ourselves (the intake flow links it).
+            report.skipped += 1
+            continue
+        work.append(_Work(summary, link, new=link is None, force=force))
+
+    _create_all(sync, [w for w in work if w.new], report)
+    for item in work:
+        if not item.new:
+            _guarded(sync, item, report, partial(_update, sync, item, report))
+    _replies_all(sync, [w for w in work if w.ok], report)
+    done = [w for w in work if w.ok and w.complete]
+    if done and not sync.dry_run:
+        with sync.store.transaction():
+            for item in done:
+                _mark_in_step(sync, item)
+                sync.store.release(FLOW, str(item.summary.lapor_id))
+    for item in work:
+        if item.disposed_back and item.ok and item.link is not None and not sync.dry_run:
+            # Held while the complaint was disposed elsewhere; posted once it is back.
+            _push_held_followups(sync, item.link.agency_id or "")
+
+
+def _guarded(sync: Sync, item: _Work, report: InboundReport, step: Callable[[], None]) -> None:
+    """Run one complaint's step; a bad record, a mapping gap, a 404 or a 403 sets it aside."""
     try:
-        if link is None:
-            if summary.disposition_id != sync.institution_id or summary.external_ref is not None:
-                # Not ours now (only previously), or one we filed ourselves (the intake flow links it).
-                report.skipped += 1
-                return
-            _create(sync, summary, report)
-        else:
-            _update(sync, summary, link, report)
-    except (errors.MappingError, errors.RecordError, errors.NotFound) as error:
+        step()
+    except Exception as error:  # sorted by _set_aside; the rest re-raised
+        if not _set_aside(sync, item, error, report):
+            raise
+
+
+def _set_aside(sync: Sync, item: _Work, error: Exception, report: InboundReport) -> bool:
+    """Handle a complaint's error the way contract section 6 says; False: not ours to handle."""
+    summary = item.summary
+    item.ok = False
+    if isinstance(error, (errors.MappingError, errors.RecordError, errors.NotFound)):
         # A bad record, a mapping gap, or a complaint LAPOR! no longer finds (404): set aside
         # with the reason; the rest of the run goes on.
         sync.quarantine(FLOW, str(summary.lapor_id), error, summary.model_dump(mode="json"),
                         lapor_id=summary.lapor_id, tracking_id=summary.tracking_id)  # fmt: skip
         report.quarantined += 1
-        return
-    except errors.NotDisposed:
+        return True
+    if isinstance(error, errors.NotDisposed):
         # 403 on its detail or replies: it left us since the listing was read.
-        if link is not None:
+        if item.link is not None:
             mark_redisposed(sync, summary.lapor_id)
         report.skipped += 1
-        return
-    with sync.store.transaction():
-        sync.store.release(FLOW, str(summary.lapor_id))
+        return True
+    return False
 
 
-def _create(sync: Sync, summary: m.ComplaintSummary, report: InboundReport) -> None:
+def _create_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
+    """Phase 1: new complaints' details side by side, then their creates as one batch."""
+    details = sync.parallel(lambda w: sync.lapor.complaint(w.summary.lapor_id), items)
+    intents: list[tuple[_Work, dict[str, Any]]] = []
+    for item, detail in zip(items, details, strict=True):
+        if isinstance(detail, Exception):
+            if not _set_aside(sync, item, detail, report):
+                raise detail
+            continue
+        _guarded(sync, item, report, partial(_add_create_intent, sync, item, detail, intents))
+    outcomes = sync.write_many([intent for _, intent in intents])
+    for (item, _), outcome in zip(intents, outcomes, strict=True):
+        if outcome is not None and outcome.state == "done":
+            report.created += 1
+            item.link = sync.links.by_lapor_id(item.summary.lapor_id)
+        elif sync.dry_run:
+            report.created += 1
+            item.ok, item.read_replies = True, False
+        else:
+            item.ok = False  # not yet created: the next run finishes it (drain)
+
+
+def _add_create_intent(
+    sync: Sync, item: _Work, detail: m.Complaint, intents: list[tuple[_Work, dict[str, Any]]]
+) -> None:
+    intents.append((item, _create_intent(sync, item, detail)))
+
+
+def _create_intent(sync: Sync, item: _Work, detail: m.Complaint) -> dict[str, Any]:
+    summary = item.summary
     record = f"complaint {summary.lapor_id}"
-    detail = sync.lapor.complaint(summary.lapor_id)
+    # The detail may carry a follow-up count (not in the contract): none means no C3 read.
+    item.read_replies = detail.followups_count != 0 and summary.followups_count != 0
     new = m.NewAgencyComplaint(
         source="lapor",
         channel="lapor",
@@ -172,13 +274,13 @@ def _create(sync: Sync, summary: m.ComplaintSummary, report: InboundReport) -> N
             disposition_id=detail.disposition_id,
         ),
     )
-    outcome = sync.write(
-        key=f"agency.create:{summary.lapor_id}",
-        flow=FLOW,
-        target="agency",
-        operation="agency_create_complaint",
-        subject=summary.tracking_id,
-        payload={
+    return {
+        "key": f"agency.create:{summary.lapor_id}",
+        "flow": FLOW,
+        "target": "agency",
+        "operation": "agency_create_complaint",
+        "subject": summary.tracking_id,
+        "payload": {
             "complaint": new.model_dump(mode="json"),
             "lapor_id": summary.lapor_id,
             "tracking_id": summary.tracking_id,
@@ -197,15 +299,8 @@ def _create(sync: Sync, summary: m.ComplaintSummary, report: InboundReport) -> N
                 "lapor",
             ],
         },
-        lookup={"lapor_id": summary.lapor_id, "tracking_id": summary.tracking_id},
-    )
-    if outcome is not None and outcome.state == "done":
-        report.created += 1
-        link = sync.links.by_lapor_id(summary.lapor_id)
-        if link is not None and _replies(sync, summary, link, report) is not False:
-            _in_step(sync, summary)
-    elif sync.dry_run:
-        report.created += 1
+        "lookup": {"lapor_id": summary.lapor_id, "tracking_id": summary.tracking_id},
+    }
 
 
 def _state(complaint: m.ComplaintSummary) -> str:
@@ -214,13 +309,18 @@ def _state(complaint: m.ComplaintSummary) -> str:
     )
 
 
-def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> None:
+def _update(sync: Sync, item: _Work, report: InboundReport) -> None:
+    """Phase 2: send the agency what LAPOR! owns of a changed complaint (one PATCH)."""
+    summary, link = item.summary, item.link
+    assert link is not None
     record = f"complaint {summary.lapor_id}"
+    item.read_replies = _followups_may_have_changed(sync, item)
+    if link.agency_id is None:
+        item.ok = False  # nothing to write to yet: the link is not complete
+        return
     if link.lapor_state == _state(summary):
         # Nothing the agency holds changed (a reply, say): no PATCH, only the replies.
-        if _replies(sync, summary, link, report) is not False:
-            _in_step(sync, summary)
-            report.unchanged += 1  # checked, and in step
+        report.unchanged += 1  # checked, and in step once the replies are in
         return
     patch: dict[str, object] = {}
     redisposed = summary.disposition_id != sync.institution_id
@@ -249,45 +349,71 @@ def _update(sync: Sync, summary: m.ComplaintSummary, link: Link, report: Inbound
         patch["is_anonymous"] = True
     patch["lapor"] = m.LaporRef(lapor_id=summary.lapor_id, tracking_id=summary.tracking_id, status=summary.status,
                                 disposition_id=summary.disposition_id).model_dump(mode="json")  # fmt: skip
-    if link.agency_id is not None:
-        outcome = sync.write(
-            key=f"agency.update:{summary.lapor_id}:{summary.updated_at.isoformat()}",
-            flow=FLOW,
-            target="agency",
-            operation="agency_update_complaint",
-            subject=summary.tracking_id,
-            payload={
-                "agency_id": link.agency_id,
-                "patch": patch,
-                "lapor_id": summary.lapor_id,
-                "lapor_status": summary.status.value,
-                "lapor_updated_at": summary.updated_at.isoformat(),
-                "lapor_state": _state(summary),
-                "_fields": sorted(patch),
-            },
-            lookup={
-                "lapor_id": summary.lapor_id,
-                "tracking_id": summary.tracking_id,
-                "agency_id": link.agency_id,
-            },
-        )
-        done = outcome is not None and outcome.state == "done"
-        if done or sync.dry_run:
-            report.updated += 1
-        replied = _replies(sync, summary, link, report)
-        if done and replied is not False:
-            _in_step(sync, summary)
-        if disposed_back and not sync.dry_run:
-            _push_held_followups(sync, link.agency_id)
+    outcome = sync.write(
+        key=f"agency.update:{summary.lapor_id}:{summary.updated_at.isoformat()}",
+        flow=FLOW,
+        target="agency",
+        operation="agency_update_complaint",
+        subject=summary.tracking_id,
+        payload={
+            "agency_id": link.agency_id,
+            "patch": patch,
+            "lapor_id": summary.lapor_id,
+            "lapor_status": summary.status.value,
+            "lapor_updated_at": summary.updated_at.isoformat(),
+            "lapor_state": _state(summary),
+            "_fields": sorted(patch),
+        },
+        lookup={
+            "lapor_id": summary.lapor_id,
+            "tracking_id": summary.tracking_id,
+            "agency_id": link.agency_id,
+        },
+    )
+    done = outcome is not None and outcome.state == "done"
+    if done or sync.dry_run:
+        report.updated += 1
+    # Replies are still read when the PATCH is not done; only the in-step mark waits for it.
+    item.complete = done or sync.dry_run
+    item.disposed_back = disposed_back
 
 
-def _in_step(sync: Sync, summary: m.ComplaintSummary) -> None:
+def _followups_may_have_changed(sync: Sync, item: _Work) -> bool:
+    """Whether something says a changed complaint may have new follow-ups (else no C3 read)."""
+    summary, link = item.summary, item.link
+    assert link is not None
+    if summary.disposition_id != sync.institution_id:
+        return False  # not ours now: LAPOR! would refuse the read (403)
+    if item.force:
+        return True
+    if summary.followups_count is not None and link.followups_seen is not None:
+        return summary.followups_count != link.followups_seen
+    if summary.last_followup_at is not None and link.last_followup_at is not None:
+        return summary.last_followup_at > link.last_followup_at
+    was = _status_or_none(link.lapor_status)
+    # A closed complaint takes no replies: one closed before and still closed has none new.
+    return not (was is not None and was.is_terminal and summary.status.is_terminal)
+
+
+def _status_or_none(value: str | None) -> m.ComplaintStatus | None:
+    try:
+        return m.ComplaintStatus(value) if value else None
+    except ValueError:
+        return None
+
+
+def _mark_in_step(sync: Sync, item: _Work) -> None:
     """Everything this run owed the complaint is committed (agency record, flags, replies):
     only now does its LAPOR! ``updated_at`` count as synced. A kill before this point leaves
-    it changed, so the next run does the rest."""
-    if not sync.dry_run:
-        with sync.store.transaction():
-            sync.links.update(summary.lapor_id, lapor_updated_at=summary.updated_at)
+    it changed, so the next run does the rest (inside the caller's transaction)."""
+    changes: dict[str, Any] = {"lapor_updated_at": item.summary.updated_at}
+    seen = item.followups_seen if item.followups_seen is not None else item.summary.followups_count
+    if seen is not None:
+        changes["followups_seen"] = seen
+    last = item.last_followup_at or item.summary.last_followup_at
+    if last is not None:
+        changes["last_followup_at"] = last
+    sync.links.update(item.summary.lapor_id, **changes)
 
 
 def _push_held_followups(sync: Sync, agency_id: str) -> None:
@@ -325,74 +451,102 @@ def mark_redisposed(sync: Sync, lapor_id: int) -> None:
     )
 
 
-def _replies(sync: Sync, summary: m.ComplaintSummary, link: Link, report: InboundReport) -> bool:
-    """The citizen's replies and the admin's notes on LAPOR! (C3) reach the agency once each.
+def _replies_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
+    """Phase 3: the citizen's replies and the admin's notes on LAPOR! (C3) reach the agency
+    once each, for every complaint where there may be new ones, read side by side.
 
     A follow-up that fails validation does not stop the others; once they are sent, the
-    complaint is raised as a ``MalformedRecord`` naming every invalid one, so the caller
-    quarantines it (source ``inbound``, its LAPOR! id: replayed later) and does not mark it in step.
+    complaint is quarantined as a ``MalformedRecord`` naming every invalid one (source
+    ``inbound``, its LAPOR! id: replayed later) and not marked in step.
     """
-    if link.agency_id is None:
-        return True
-    complete = True  # False when a reply's write is not done yet: the complaint is not in step
-    invalid: list[m.InvalidRecord] = []
-    for item in sync.lapor.followups(summary.lapor_id):
-        if isinstance(item, m.InvalidRecord):
-            invalid.append(item)
+    want = [w for w in items if w.read_replies and w.link is not None and w.link.agency_id]
+    listed = sync.parallel(lambda w: list(sync.lapor.followups(w.summary.lapor_id)), want)
+    intents: list[dict[str, Any]] = []
+    owners: list[_Work] = []
+    invalid: dict[int, list[m.InvalidRecord]] = {}
+    for work, found in zip(want, listed, strict=True):
+        if isinstance(found, Exception):
+            if not _set_aside(sync, work, found, report):
+                raise found
             continue
-        if item.author not in _REPLY_AUTHORS:
-            continue
-        if sync.links.followup_linked(lapor_followup_id=item.id):
-            continue
-        # A reply on a rahasia complaint stays rahasia, whatever the item's own flag says.
-        new = m.NewAgencyFollowUp(author=_REPLY_AUTHORS[item.author], content=item.content,
-                                  is_secret=item.is_secret or summary.is_secret, lapor_followup_id=item.id)  # fmt: skip
-        outcome = sync.write(
-            key=f"agency.followup:{item.id}",
-            flow=FLOW,
-            target="agency",
-            operation="agency_add_followup",
-            subject=f"{summary.tracking_id}/{item.id}",
-            payload={
-                "agency_id": link.agency_id,
-                "followup": new.model_dump(mode="json"),
-                "lapor_id": summary.lapor_id,
-                "lapor_followup_id": item.id,
-                "_fields": ["content", "author"],
-            },
-            lookup={
-                "lapor_id": summary.lapor_id,
-                "tracking_id": summary.tracking_id,
-                "agency_id": link.agency_id,
-            },
-        )
+        valid = [f for f in found if isinstance(f, m.FollowUp)]
+        work.followups_seen = len(found)
+        work.last_followup_at = max((f.at for f in valid), default=None)
+        invalid[id(work)] = [f for f in found if isinstance(f, m.InvalidRecord)]
+        for followup in valid:
+            if followup.author not in _REPLY_AUTHORS:
+                continue
+            if sync.links.followup_linked(lapor_followup_id=followup.id):
+                continue
+            intents.append(_reply_intent(sync, work, followup))
+            owners.append(work)
+    outcomes = sync.write_many(intents)
+    for work, intent, outcome in zip(owners, intents, outcomes, strict=True):
         if sync.dry_run:
             report.replies += 1
             continue
-        written = (
-            outcome.item if outcome is not None else sync.outbox.get(f"agency.followup:{item.id}")
-        )
+        written = outcome.item if outcome is not None else sync.outbox.get(intent["key"])
         state = outcome.state if outcome is not None else (written.state if written else "pending")
         if outcome is not None and state == "done":
             report.replies += 1
-        complete = complete and state in ("done", "acknowledged")
-    if invalid:
-        if not sync.dry_run:
-            with sync.store.transaction():  # not in step: what was seen before stays the mark
-                sync.links.update(summary.lapor_id, lapor_updated_at=link.lapor_updated_at)
-            if link.disposed_away and summary.disposition_id == sync.institution_id:
-                _push_held_followups(sync, link.agency_id)  # the caller's turn to do it is skipped
-        problems = [
-            errors.FieldProblem(f"followups[{bad.record_id or '?'}].{p.path}", p.problem)
-            for bad in invalid
-            for p in bad.problems
-        ]
-        raise errors.MalformedRecord(
-            f"LAPOR! sent {len(invalid)} invalid follow-up(s) on complaint {summary.lapor_id}",
-            problems,
-            record_id=str(summary.lapor_id),
-        )
-    return complete
+        work.complete = work.complete and state in ("done", "acknowledged")
+    for work in want:
+        bad = invalid.get(id(work))
+        if bad:
+            _set_aside_invalid_followups(sync, work, bad, report)
+
+
+def _reply_intent(sync: Sync, work: _Work, item: m.FollowUp) -> dict[str, Any]:
+    summary, link = work.summary, work.link
+    assert link is not None
+    # A reply on a rahasia complaint stays rahasia, whatever the item's own flag says.
+    new = m.NewAgencyFollowUp(author=_REPLY_AUTHORS[item.author], content=item.content,
+                              is_secret=item.is_secret or summary.is_secret, lapor_followup_id=item.id)  # fmt: skip
+    return {
+        "key": f"agency.followup:{item.id}",
+        "flow": FLOW,
+        "target": "agency",
+        "operation": "agency_add_followup",
+        "subject": f"{summary.tracking_id}/{item.id}",
+        "payload": {
+            "agency_id": link.agency_id,
+            "followup": new.model_dump(mode="json"),
+            "lapor_id": summary.lapor_id,
+            "lapor_followup_id": item.id,
+            "_fields": ["content", "author"],
+        },
+        "lookup": {
+            "lapor_id": summary.lapor_id,
+            "tracking_id": summary.tracking_id,
+            "agency_id": link.agency_id,
+        },
+    }
+
+
+def _set_aside_invalid_followups(
+    sync: Sync, work: _Work, invalid: list[m.InvalidRecord], report: InboundReport
+) -> None:
+    summary, link = work.summary, work.link
+    assert link is not None
+    if (
+        not sync.dry_run
+        and link.agency_id is not None
+        and (work.disposed_back or link.disposed_away)
+        and summary.disposition_id == sync.institution_id
+    ):
+        _push_held_followups(sync, link.agency_id)  # the caller's turn to do it is skipped
+    work.disposed_back = False
+    problems = [
+        errors.FieldProblem(f"followups[{bad.record_id or '?'}].{p.path}", p.problem)
+        for bad in invalid
+        for p in bad.problems
+    ]
+    error = errors.MalformedRecord(
+        f"LAPOR! sent {len(invalid)} invalid follow-up(s) on complaint {summary.lapor_id}",
+        problems,
+        record_id=str(summary.lapor_id),
+    )
+    _set_aside(sync, work, error, report)
 
 
 def resync_complaint(

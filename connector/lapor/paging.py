@@ -137,7 +137,8 @@ class Listing(Generic[T]):
                 # item that moves while we page cannot push another one out of sight. When many
                 # records share the last timestamp, re-anchoring would re-read all of them, so
                 # the listing goes on by page number and watches for moves instead.
-                assert self._anchor is not None and state.last is not None
+                assert self._anchor is not None
+                assert state.last is not None
                 state.reanchor()
                 params = {**self._params, **self._anchor(state.last[0])}
                 number = 1
@@ -212,7 +213,8 @@ class Listing(Generic[T]):
         while we paged, so the records behind it slid one place towards the start and one may
         have slipped past): only what was not seen the first time is yielded."""
         for span in state.moved_spans():
-            assert self._anchor is not None and self._key is not None
+            assert self._anchor is not None
+            assert self._key is not None
             self.stats.rewinds += 1
             log.info("lapor_listing_rewound", path=self._path, records=len(span.ids))
             params = {**self._params, **self._anchor(span.start[0])}
@@ -222,7 +224,7 @@ class Listing(Generic[T]):
                 page = self._fetch(params, number)
                 beyond = False
 
-                def keep(record: T, span: _Span = span) -> bool:
+                def keep(record: T, span: _Span = span, key: Callable[[T], Key] = key) -> bool:
                     nonlocal beyond
                     record_key = key(record)
                     if record_key > span.end:

@@ -1235,6 +1235,9 @@ _COMPLAINT = {
     "deadlines.first_followup_by": "deadline or null",
     "deadlines.auto_close_at": "deadline or null",
     "deadlines.overdue": "boolean",
+    # Not in the contract: hints of new follow-ups, used when a service sends them.
+    "followups_count": "integer or null",
+    "last_followup_at": "timestamp:iso or null",
 }
 _DETAIL = {
     **_COMPLAINT,
@@ -1287,6 +1290,9 @@ def _under(prefix: str, fields: Mapping[str, str]) -> dict[str, str]:
 def _items(fields: Mapping[str, str]) -> dict[str, str]:
     return {"results.data[]": "object", **_under("results.data[]", fields)}
 
+
+#: Fields read when present whose absence is normal (not in the contract).
+OPTIONAL_FIELDS = frozenset({"followups_count", "last_followup_at"})
 
 #: Endpoint -> {JSON path: expected kind}: the contract as this module reads it.
 EXPECTED: dict[str, dict[str, str]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,17 @@ def test_followup_links(links: Links) -> None:
     assert links.followup_linked(agency_followup_id="F-1")
     assert not links.followup_linked(agency_followup_id="F-2")
     assert links.linked_lapor_followups(7) == {99}
+
+
+def test_lapor_timestamps_are_kept_at_the_precision_lapor_sends(
+    links: Links, clock: FakeClock
+) -> None:
+    """A LAPOR! updated_at with a fraction of a second compares equal after a round trip (kept
+    to the second, it would count as changed, and be read again, every cycle)."""
+    moment = datetime(2026, 11, 3, 9, 15, 42, 123456, tzinfo=timezone(timedelta(hours=7)))
+    links.add(origin="lapor", lapor_id=7, tracking_id="1", agency_id="AG-7")
+    links.update(7, lapor_updated_at=moment, last_followup_at=moment)
+    link = links.by_lapor_id(7)
+    assert link is not None
+    assert link.lapor_updated_at == moment
+    assert link.last_followup_at == moment

@@ -15,6 +15,7 @@ import pytest
 from connector import errors
 from connector.adapters import AgencyAdapter
 from connector.clock import FakeClock
+from connector.flows.followups_out import run_followups_out
 from connector.flows.inbound import run_inbound
 from connector.lapor.client import LaporClient
 from connector.mappings import load_mappings
@@ -193,3 +194,34 @@ def test_a_stop_in_the_middle_of_a_run_leaves_the_rest_for_the_next_run(
     run_inbound(make_sync())
     linked = [c["lapor"]["id"] for c in agency_control.complaints() if c["lapor"]]  # type: ignore[index]
     assert sorted(linked) == sorted({c["id"] for c in linked_ours(sim)})  # each once
+
+
+def test_a_follow_up_not_sent_because_of_a_stop_is_sent_once_by_the_next_run(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+    clock: FakeClock,
+) -> None:
+    sync = make_sync()
+    run_inbound(sync)
+    target = next(c for c in linked_ours(sim) if c["status"] == "verified")
+    agency_id = next(
+        c["id"]
+        for c in agency_control.complaints()
+        if c["lapor"] and c["lapor"]["id"] == target["id"]  # type: ignore[index]
+    )
+    agency_control.add_staff_followup(str(agency_id), "Berkas sedang diverifikasi ulang.")
+    control.reset_stats()
+    clock.stopping = True  # SIGTERM before the follow-up's turn
+    with pytest.raises(errors.Stopping):
+        run_followups_out(sync)
+    assert control.writes("followup_add") == 0
+    waiting = [i for i in sync.outbox.items() if i.operation == "lapor_add_followup"]
+    assert [(i.state, i.attempts) for i in waiting] == [("pending", 0)]  # as before, no attempt
+    clock.stopping = False
+    run_followups_out(sync)
+    run_followups_out(sync)
+    posted = [f for f in sim.state.followups[int(str(target["id"]))]
+              if f["content"] == "Berkas sedang diverifikasi ulang."]  # fmt: skip
+    assert len(posted) == 1

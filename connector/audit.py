@@ -284,7 +284,7 @@ class AuditLog:
         if self.key is None:
             return None
         with self.store.transaction():
-            stored = self.checkpoints()
+            stored = self.checkpoints(latest=True)  # one row, however many runs came before
             last = self.store.db.execute("SELECT max(id) FROM audit_log").fetchone()[0] or 0
             current = stored[-1] if stored else None
             if current is None or current.entry_count != last:
@@ -292,10 +292,14 @@ class AuditLog:
         self.publish()
         return current
 
-    def checkpoints(self) -> list[Checkpoint]:
-        """The checkpoints in the state, oldest first."""
-        rows = self.store.db.query("SELECT * FROM audit_checkpoints ORDER BY seq")
-        return [Checkpoint(**row) for row in rows]
+    def checkpoints(self, *, after: int = 0, latest: bool = False) -> list[Checkpoint]:
+        """The checkpoints in the state after sequence number ``after``, oldest first (with
+        ``latest``, only the last one)."""
+        if latest:
+            sql = "SELECT * FROM audit_checkpoints WHERE seq > ? ORDER BY seq DESC LIMIT 1"
+        else:
+            sql = "SELECT * FROM audit_checkpoints WHERE seq > ? ORDER BY seq"
+        return [Checkpoint(**row) for row in self.store.db.query(sql, [after])]
 
     def _record_checkpoint(self) -> Checkpoint:
         assert self.key is not None
@@ -330,7 +334,7 @@ class AuditLog:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             anchored = _last_seq(fd, self.anchor_path)
-            new = [c for c in self.checkpoints() if c.seq > anchored]
+            new = self.checkpoints(after=anchored)
             if new:
                 os.write(fd, b"".join(c.line() for c in new))
                 os.fsync(fd)

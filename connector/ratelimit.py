@@ -1,7 +1,10 @@
 """Client-side pacing: one request budget per LAPOR! token, used evenly, never in bursts.
 
-A ``Pacer`` spaces requests ``60 / rate`` seconds apart: no burst allowance, so no sliding
-window of a minute ever holds more than the rate, also right after start-up. Every flow, lookup
+A ``Pacer`` spaces requests ``60 / rate`` seconds apart, from the first one: no burst
+allowance, and no sliding window of a minute ever holds more than the rate, also right after
+start-up. After a pause (a restart, a stretch of work on the agency side) it makes up a little
+of the lost budget, at most a tenth of a minute's worth and at twice the pace at most, still
+within the sliding minute. Every flow, lookup
 and retry in the process that uses the same token shares one pacer (``pacer_for``), and its
 last minute is kept in the state (``snapshot`` / ``restore``), so a restart does not start with
 a burst either. A 429 teaches it the service's real limit: it slows to below what it had sent in
@@ -12,6 +15,7 @@ clock's ``stopping`` flag, set on SIGTERM), no new request starts: ``acquire`` r
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections import deque
@@ -24,8 +28,12 @@ from connector.logs import get_logger
 log = get_logger("ratelimit")
 
 WINDOW = 60.0
+#: After a pause, at most this share of a minute's budget is made up (at twice the pace at most).
+CATCH_UP_SHARE = 0.1
 #: After a 429, the pace is this share of the requests the window held when it came.
 BACKOFF_SHARE = 0.9
+#: A 429 teaches a pace only when the minute held at least this many requests (and never less).
+MIN_LEARNED = 10
 
 
 def stopping(clock: Clock) -> bool:
@@ -44,7 +52,8 @@ class Pacer:
         self.configured = float(rate_per_minute)
         #: The pace learned from a 429 (requests a minute), if the service ever refused us.
         self.learned: float | None = None
-        self._next = clock.monotonic()  # the earliest start of the next request
+        self._next = clock.monotonic()  # the next turn on the even schedule
+        self._hold = 0.0  # nothing starts before this (a Retry-After)
         self._sent: deque[float] = deque()  # monotonic start times within the last window
         self.dirty = False
         self.restored = False
@@ -71,24 +80,52 @@ class Pacer:
     def acquire(self) -> float:
         """Wait for this request's turn; return the seconds waited.
 
+        The turns follow an even schedule of ``interval`` seconds. After a pause (a restart,
+        a stretch of agency writes) the schedule may be behind: the pacer then makes up at most
+        a tenth of a minute's budget, at no more than twice the pace, and never lets a sliding
+        minute hold more requests than the rate (the window of the last minute is kept).
+
         Raises ``Stopping`` when the process is stopping, before or after the wait: a request
         that has not started yet is left for the next run."""
         if stopping(self._clock):
             raise errors.Stopping("the connector is stopping: the request was not sent")
         with self._lock:
             now = self._clock.monotonic()
-            interval = self.interval
-            start = max(now, self._next) if interval else now
-            self._next = start + interval
-            self._sent.append(start)
             self._trim(now)
-            self.dirty = self.dirty or bool(interval)  # only a paced budget is worth keeping
+            start = self._reserve(now)
+            self.dirty = self.dirty or bool(self.interval)  # only a paced budget is worth keeping
         wait = start - now
         if wait > 0:
             self._clock.sleep(wait)
             if stopping(self._clock):
+                with self._lock:  # the turn was not used: it does not count as sent
+                    if start in self._sent:
+                        self._sent.remove(start)
                 raise errors.Stopping("the connector is stopping: the request was not sent")
         return wait
+
+    def _reserve(self, now: float) -> float:
+        interval = self.interval
+        if not interval:
+            self._sent.append(now)
+            return now
+        # The schedule may lag behind the clock by a tenth of a minute's budget at most, and
+        # only while the last minute saw requests (never at start-up or after an idle spell).
+        ideal = max(self._next, now - CATCH_UP_SHARE * WINDOW if self._sent else now)
+        start = max(now, ideal)
+        if self._sent:
+            start = max(start, self._sent[-1] + interval / 2)  # never above twice the pace
+        held = max(start, self._hold)
+        cap = max(1, math.floor(self.rate * WINDOW / 60.0))
+        if len(self._sent) >= cap:
+            # No sliding minute may hold more than the rate: wait for the oldest to leave it.
+            held = max(held, self._sent[-cap] + WINDOW * 1.0005)
+        # Held back by the sliding minute or a Retry-After: the schedule starts again from
+        # there (no turns owed); otherwise it moves one turn on, making up what it lags.
+        self._next = held + interval if held > start else ideal + interval
+        start = held
+        self._sent.append(start)
+        return start
 
     def rate_limited_by_service(self, retry_after: float | None) -> None:
         """A 429: slow down below what the window held, and wait as long as told."""
@@ -97,12 +134,14 @@ class Pacer:
             self._trim(now)
             held = len(self._sent)
             self.rate_limited += 1
-            if held > 1:
-                pace = max(1.0, (held - 1) * BACKOFF_SHARE)
+            if held >= MIN_LEARNED:
+                # The minute held `held` requests when the service said no: its limit is below
+                # that. (Fewer in the minute: a 429 on demand, or another client on the token;
+                # only Retry-After is honoured, nothing is learned from so little.)
+                pace = max(float(MIN_LEARNED), (held - 1) * BACKOFF_SHARE)
                 self.learned = pace if self.learned is None else min(self.learned, pace)
-            elif self.learned is None and self.configured:
-                self.learned = max(1.0, self.configured * BACKOFF_SHARE)
             self._next = max(self._next, now + (retry_after or self.interval))
+            self._hold = max(self._hold, now + (retry_after or 0.0))
             self.dirty = True
         log.warning(
             "lapor_rate_limited", sent_last_minute=held, pace_per_minute=round(self.rate, 1),
@@ -113,10 +152,11 @@ class Pacer:
     def penalise(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (a Retry-After)."""
         with self._lock:
-            self._next = max(self._next, self._clock.monotonic() + max(0.0, seconds))
+            until = self._clock.monotonic() + max(0.0, seconds)
+            self._next, self._hold = max(self._next, until), max(self._hold, until)
 
     def _trim(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - WINDOW:
+        while self._sent and self._sent[0] <= now - WINDOW * 1.001:
             self._sent.popleft()
 
     # --- kept in the state across restarts --------------------------------------------------
@@ -127,9 +167,13 @@ class Pacer:
             mono, wall = self._clock.monotonic(), self._clock.now().timestamp()
             self._trim(mono)
             self.dirty = False
+            # Turns reserved ahead of the clock are not kept: a stop may still cancel them.
+            sent = [t for t in self._sent if t <= mono]
+            following = min(self._next, (sent[-1] if sent else mono) + self.interval)
             return {
-                "sent": [round(wall - (mono - t), 3) for t in self._sent],
-                "next": round(wall + (self._next - mono), 3),
+                "sent": [round(wall - (mono - t), 3) for t in sent],
+                "next": round(wall + (following - mono), 3),
+                "hold": round(wall + (self._hold - mono), 3),
                 "learned": self.learned,
             }
 
@@ -150,11 +194,16 @@ class Pacer:
             learned = saved.get("learned")
             if isinstance(learned, (int, float)) and learned > 0:
                 self.learned = float(learned)
+            hold = saved.get("hold")
+            if isinstance(hold, (int, float)):
+                self._hold = max(self._hold, min(mono + WINDOW * 5, mono + (hold - wall)))
             following = saved.get("next")
-            if isinstance(following, (int, float)):
-                self._next = max(self._next, min(mono + WINDOW, mono + (following - wall)))
             if earlier and self.interval:
-                self._next = max(self._next, earlier[-1] + self.interval)
+                # The schedule goes on from where the earlier process left it (a turn lost to
+                # the restart may be made up, within the sliding minute).
+                self._next = earlier[-1] + self.interval
+                if isinstance(following, (int, float)):
+                    self._next = max(self._next, min(mono + WINDOW, mono + (following - wall)))
 
 
 _PACERS: weakref.WeakKeyDictionary[Any, dict[str, Pacer]] = weakref.WeakKeyDictionary()

@@ -102,6 +102,11 @@ class Sync:
 
     # --- running remote work side by side ---------------------------------------------------
 
+    @property
+    def batch_size(self) -> int:
+        """Complaints handled together (their reads side by side, their writes in one commit)."""
+        return max(16, 4 * self.slots)
+
     def parallel(self, work: Callable[[W], R], items: Sequence[W]) -> list[R | Exception]:
         """``work`` on every item, up to ``slots`` at once; each result or the error it raised,
         in the items' order. Only remote calls run here: the state is the caller's thread's."""

@@ -70,12 +70,11 @@ def run_inbound(
     for page in listing.pages():
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
         records = _not_in_the_future(sync, page.records, page.server_time, report)
-        sync_page(
-            sync,
-            [s for s in records if until is None or s.updated_at < until],
-            report,
-            force=force,
-        )
+        due = [s for s in records if until is None or s.updated_at < until]
+        # In batches of a few slots' worth: a paced budget reaches the agency steadily, and a
+        # stop loses at most one batch's detail reads.
+        for first in range(0, len(due), sync.batch_size):
+            sync_page(sync, due[first : first + sync.batch_size], report, force=force)
         if records and since is None:
             sync.advance(FLOW, max(c.updated_at for c in records))
     if since is None:

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos check format lint typecheck bench clean
+.PHONY: demo test chaos check format lint typecheck bench bench-quick clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,10 +42,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: print throughput and overhead figures (not part of the tests)
+## bench: measure every performance target (P1-P5) against its baseline, ~25 min (not part of the tests)
 bench: $(STAMP)
-	$(BIN)/python -m bench.client_overhead
-	$(BIN)/python -m bench.listing_memory
+	$(BIN)/python -m bench
+
+## bench-quick: the same benchmarks at smoke-test sizes, one repetition each (~2-3 min)
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache *.egg-info

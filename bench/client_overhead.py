@@ -4,53 +4,25 @@ The simulator runs in a separate process, so this process's CPU time (``time.pro
 is the client's alone. Each variant fetches the same complaint details; the figures are
 medians over several rounds. Absolute numbers drift from run to run: compare the ratios.
 
-    python -m bench.client_overhead [--requests 1000] [--rounds 5]
+    python -m bench.client_overhead [--requests 1000] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 import requests
 
+from bench.harness import API_KEY, INSTITUTION, TOKEN, add_common_arguments, start_lapor
 from connector.clock import SystemClock
 from connector.config import settings_from_mapping
 from connector.lapor import wire
 from connector.lapor.client import LaporClient
 from connector.logs import configure
-
-API_KEY = "bench-api-key"
-TOKEN = "{0BE0C4A1-0000-4000-8000-00000000BE0C}"  # noqa: S105 (the simulator's test token)
-INSTITUTION = 145
-
-
-def start_simulator(complaints: int) -> tuple[subprocess.Popen[str], str]:
-    """Start ``lapor-connector simulate lapor`` on a free port; return it and its base URL."""
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [
-            sys.executable, "-m", "connector", "simulate", "lapor", "--port", "0",
-            "--complaints", str(complaints), "--api-key", API_KEY, "--token", TOKEN,
-            "--institution-id", str(INSTITUTION), "--rate-limit", "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/lapor/3\.0\.0)", line)
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise SystemExit("the simulator did not start")
 
 
 def measure(name: str, call: Callable[[int], object], ids: list[int], rounds: int) -> float:
@@ -72,10 +44,14 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=5, help="rounds per variant (median reported)"
     )
+    add_common_arguments(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.requests, args.rounds = 200, 1
 
     configure("WARNING", "json")  # as the daemon runs: only warnings and errors are rendered
-    process, base_url = start_simulator(complaints=300)
+    simulator = start_lapor(300)
+    base_url = simulator.base_url
     try:
         settings = settings_from_mapping(
             {
@@ -134,8 +110,7 @@ def main() -> None:
         )
         client.close()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        simulator.stop()
 
 
 if __name__ == "__main__":

@@ -1,23 +1,34 @@
-"""Peak memory of the client while listing the whole inbox: 10k against 100k complaints.
+"""P4: peak memory of the client while listing the whole inbox, 10k against 100k complaints.
 
 The simulator runs in its own process; each listing runs in a fresh child process whose peak
 RSS (``ru_maxrss``) is the client's alone. A streaming client's peak should not grow with the
-number of pages.
+number of pages. This is the listing alone (a full initial sync of 100,000 complaints takes
+minutes; ``bench.inbound_sync`` reports the full sync's peak at 10,000, ``bench.scale`` at its
+largest size).
 
-    python bench/listing_memory.py [--sizes 10000 100000] [--page-size 1000]
+    python -m bench.listing_memory [--sizes 10000 100000] [--page-size 1000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 
-from bench.client_overhead import API_KEY, INSTITUTION, TOKEN, start_simulator
+from bench.harness import (
+    API_KEY,
+    INSTITUTION,
+    TOKEN,
+    Results,
+    add_common_arguments,
+    peak_mb,
+    run_child,
+    start_lapor,
+)
+
+MAX_PEAK_MB = 100.0
+MAX_GROWTH = 1.1
 
 
 def list_inbox(base_url: str, page_size: int) -> None:
@@ -38,14 +49,13 @@ def list_inbox(base_url: str, page_size: int) -> None:
     with LaporClient(settings, SystemClock()) as client:
         listing = client.inbox(datetime(2000, 1, 1, tzinfo=timezone.utc), page_size=page_size)
         count = sum(1 for item in listing if isinstance(item, ComplaintSummary))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
             {
                 "count": count,
                 "seconds": time.perf_counter() - started,
                 "requests": listing.stats.requests,
-                "peak_mb": peak_kb / 1024,
+                "peak_mb": peak_mb(),
             }
         )
     )
@@ -55,31 +65,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    add_common_arguments(parser)
     args = parser.parse_args()
     if args.child:
-        list_inbox(args.child, args.page_size)
+        list_inbox(args.child[0], int(args.child[1]))
         return
-    results = []
+    if args.quick:
+        args.sizes = [2_000, 10_000]
+    print(
+        f"P4: peak RSS of listing the whole inbox (listing only), page size {args.page_size}, "
+        f"sizes {', '.join(f'{s:,}' for s in args.sizes)}",
+        flush=True,
+    )
+    results = Results(args.results)
+    peaks = []
     for size in args.sizes:
-        process, base_url = start_simulator(complaints=size)
+        simulator = start_lapor(size)
         try:
-            out = subprocess.run(  # noqa: S603 (our own interpreter and script)
-                [sys.executable, "-m", "bench.listing_memory", "--child", base_url, "--page-size", str(args.page_size)],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
+            figures = run_child("bench.listing_memory", simulator.base_url, str(args.page_size))
         finally:
-            process.terminate()
-            process.wait(timeout=10)
-        figures = json.loads(out.strip().splitlines()[-1])
-        results.append((size, figures))
+            simulator.stop()
+        peaks.append((size, figures["peak_mb"]))
         print(
-            f"{size:>7} complaints in the simulator: listed {figures['count']} in {figures['requests']} requests, "
-            f"{figures['seconds']:.1f} s, peak RSS {figures['peak_mb']:.1f} MB"
+            f"  {size:>7} complaints in the simulator: listed {figures['count']} in {figures['requests']} requests, "
+            f"{figures['seconds']:.1f} s, peak RSS {figures['peak_mb']:.1f} MB",
+            flush=True,
         )
-    if len(results) > 1:
-        (small, a), (large, b) = results[0], results[-1]
-        print(f"peak memory at {large} vs {small}: {b['peak_mb'] / a['peak_mb']:.3f}x")
+    (small, low), (large, high) = peaks[0], peaks[-1]
+    results.add("P4", f"listing peak RSS, {large:,} vs {small:,} complaints (listing only)",
+                f"{high / low:.3f}x", f"<= {MAX_GROWTH}", high / low <= MAX_GROWTH,
+                f"{high:.1f} vs {low:.1f} MB")  # fmt: skip
+    results.add("P4", f"listing peak RSS at {large:,} complaints", f"{high:.1f} MB",
+                f"< {MAX_PEAK_MB:.0f} MB", high < MAX_PEAK_MB)  # fmt: skip
 
 
 if __name__ == "__main__":

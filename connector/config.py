@@ -161,7 +161,7 @@ class SyncSettings(Section):
 
     #: Requests in flight at once (detail and follow-up reads, agency writes); each complaint's
     #: own work stays in order. Default: sized to the LAPOR! pace (rate x a 2-second allowance
-    #: for latency, plus 2, at most 16), or 16 when requests are not paced.
+    #: for latency, plus 2, at most 16), or 32 when requests are not paced.
     slots: int | None = Field(default=None, ge=1, le=64)
 
 
@@ -170,7 +170,7 @@ def slots_for(settings: Settings) -> int:
     if settings.sync.slots is not None:
         return settings.sync.slots
     rate = settings.lapor.requests_per_minute
-    return 16 if rate == 0 else min(16, math.ceil(rate / 60 * 2) + 2)
+    return 32 if rate == 0 else min(16, math.ceil(rate / 60 * 2) + 2)
 
 
 class OutboxSettings(Section):

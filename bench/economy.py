@@ -16,8 +16,8 @@ counters are reset before every run. Scenarios:
 (d) many linked complaints closed at once with one shared ``updated_at`` (``/_sim/admin/touch``),
     then 3 runs with the clock moved a minute between them (inside the 5-minute overlap, so each
     run lists them all again); minimum: ⌈listed/1000⌉ inbox pages + one C3 per complaint the
-    first run sees closed just now (none for one closed before: a closed complaint takes no
-    replies; none in the counts dialect), the pages alone in the runs after it.
+    first run sees changed (none in the counts dialect: a closure adds no follow-up), the pages
+    alone in the runs after it.
 
 The minimums are those of docs/sync.md, computed from the simulator's own records
 (``/_sim/complaints``): what changed since the previous run, and what an inbox listing from the
@@ -133,17 +133,11 @@ class Scenarios:
 
     def replies_needed(self, changed: set[int]) -> int:
         """C3 a correct connector reads: in the counts dialect one per complaint whose follow-ups
-        changed; otherwise one per changed complaint, except one closed before and still closed
-        (a closed complaint takes no replies)."""
+        changed; otherwise one per changed complaint still disposed to us (any change may be a
+        reply, also on a closed complaint; LAPOR! refuses the read to a former holder)."""
         if self.dialect == "counts":
             return len(changed & self.replied)
-        return sum(
-            1
-            for i in changed
-            if not (
-                self.previous[i]["status"] in TERMINAL and self.records[i]["status"] in TERMINAL
-            )
-        )
+        return sum(1 for i in changed if self.records[i]["disposition_id"] == INSTITUTION)
 
     def open_linked(self) -> list[int]:
         return sorted(

@@ -99,15 +99,18 @@ def test_a_reply_costs_the_inbox_page_and_one_followups_read(
     assert counted(control) == {"inbox": 1, "followups": 1}
 
 
-def test_a_closed_complaint_touched_again_is_not_asked_for_replies(
+def test_a_reply_on_a_closed_complaint_still_reaches_the_agency(
     make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl
 ) -> None:
+    """A closed complaint updated again is read for replies: the citizen may have written
+    after Selesai, and without a follow-up count nothing else tells."""
     run_inbound(make_sync())
     closed = next(c for c in linked_ours(sim) if c["status"] == "done")
-    control.touch(ids=[int(str(closed["id"]))])  # updated again, still Selesai
+    control.reply(int(str(closed["id"])), "Terima kasih, masalah sudah selesai.")
     control.reset_stats()
-    run_inbound(make_sync())
-    assert counted(control) == {"inbox": 1}
+    report = run_inbound(make_sync())
+    assert report.replies == 1
+    assert counted(control) == {"inbox": 1, "followups": 1}
 
 
 def test_a_closure_is_a_change_that_is_read_for_replies_once(

@@ -389,16 +389,9 @@ def _followups_may_have_changed(sync: Sync, item: _Work) -> bool:
         return summary.followups_count != link.followups_seen
     if summary.last_followup_at is not None and link.last_followup_at is not None:
         return summary.last_followup_at > link.last_followup_at
-    was = _status_or_none(link.lapor_status)
-    # A closed complaint takes no replies: one closed before and still closed has none new.
-    return not (was is not None and was.is_terminal and summary.status.is_terminal)
-
-
-def _status_or_none(value: str | None) -> m.ComplaintStatus | None:
-    try:
-        return m.ComplaintStatus(value) if value else None
-    except ValueError:
-        return None
+    # Without a hint any change may be a reply, also on a closed complaint (LAPOR! keeps a
+    # citizen's word after Selesai): a lost reply costs more than a read.
+    return True
 
 
 def _mark_in_step(sync: Sync, item: _Work) -> None:

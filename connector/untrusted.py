@@ -74,22 +74,34 @@ def cut_deep_json(text: str, limit: int = MAX_DECODE_DEPTH) -> str:
     return "".join(parts)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _container(value: object) -> bool:
+    return isinstance(value, (dict, list, tuple)) or (
+        not isinstance(value, _SCALARS) and isinstance(value, Mapping)
+    )
+
+
 def too_deep(raw: object, limit: int = MAX_NESTING) -> str | None:
-    """The top-level field under which ``raw`` nests deeper than ``limit``, or None."""
+    """The top-level field under which ``raw`` nests deeper than ``limit``, or None.
+
+    Only containers are walked (a decoded answer is mostly scalars): this runs on every record."""
+    if not _container(raw):
+        return None
+    if limit <= 0:
+        return "(record)"
     stack: list[tuple[object, int, str]] = [(raw, 0, "(record)")]
     while stack:
         value, depth, field_name = stack.pop()
-        if isinstance(value, Mapping):
-            children: list[tuple[object, object]] = list(value.items())
-        elif isinstance(value, (list, tuple)):
-            children = list(enumerate(value))
-        else:
-            continue
-        if depth >= limit:
-            return field_name
-        stack.extend(
-            (child, depth + 1, field_name if depth else str(key)[:40]) for key, child in children
-        )
+        pairs = value.items() if isinstance(value, Mapping) else enumerate(value)  # type: ignore[arg-type]
+        for key, child in pairs:
+            if type(child) in _SCALARS or not _container(child):
+                continue
+            name = field_name if depth else str(key)[:40]
+            if depth + 1 >= limit:
+                return name
+            stack.append((child, depth + 1, name))
     return None
 
 

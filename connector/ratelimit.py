@@ -148,13 +148,6 @@ class Pacer:
             retry_after_s=retry_after,
         )  # fmt: skip
 
-    # Kept for callers of the old token bucket.
-    def penalise(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (a Retry-After)."""
-        with self._lock:
-            until = self._clock.monotonic() + max(0.0, seconds)
-            self._next, self._hold = max(self._next, until), max(self._hold, until)
-
     def _trim(self, now: float) -> None:
         while self._sent and self._sent[0] <= now - WINDOW * 1.001:
             self._sent.popleft()

@@ -643,10 +643,10 @@ EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
 }
 
 
-def keep_pacer(store: StateStore, lapor: LaporClient, settings: Settings) -> None:
+def keep_pacer(store: StateStore, lapor: LaporClient) -> None:
     """The token's pacer takes the last minute an earlier process left in the state (once per
     process), and keeps its own there with every commit, so a restart does not burst."""
-    pacer, name = lapor.transport.limiter, pacer_key(settings.lapor)
+    pacer, name = lapor.transport.limiter, pacer_key(lapor.settings)
     if not pacer.restored:
         pacer.restore(store.pacer_state(name))
 
@@ -700,7 +700,7 @@ def open_sync(
                         master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
                         slots=slots_for(settings))  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
-            keep_pacer(store, lapor, settings)
+            keep_pacer(store, lapor)
             sync.load_trees()
             yield sync
             if not dry_run:

@@ -19,9 +19,10 @@ from connector.flows.followups_out import run_followups_out
 from connector.flows.inbound import run_inbound
 from connector.flows.intake_out import run_intake_out
 from connector.lapor.client import LaporClient
+from connector.lapor.transport import pacer_key
 from connector.mappings import load_mappings
 from connector.state import StateStore
-from connector.sync import Sync
+from connector.sync import Sync, keep_pacer
 from simulators.agency import AgencyControl
 from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID
@@ -231,3 +232,47 @@ def test_a_follow_up_not_sent_because_of_a_stop_is_sent_once_by_the_next_run(
     posted = [f for f in sim.state.followups[int(str(target["id"]))]
               if f["content"] == "Berkas sedang diverifikasi ulang."]  # fmt: skip
     assert len(posted) == 1
+
+
+def test_a_category_the_cached_tree_does_not_know_has_the_tree_fetched_again_at_once(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """LAPOR! adds a subcategory after the tree was cached: the complaint that names it is
+    mapped by its parent's rule (not quarantined as a gap), at the cost of one category list."""
+    run_inbound(make_sync())
+    with sim.state.lock:  # a new child of 40 Pelayanan Publik (YAN in categories.yaml)
+        sim.state.categories[743] = {"id": 743, "parent_id": 40, "name": "Layanan Daring"}
+    complaint_id = control.submit(category_id=743, title="Aplikasi antrean tidak bisa dibuka")
+    control.dispose(complaint_id, INSTITUTION_ID)
+    control.reset_stats()
+    report = run_inbound(make_sync())
+    assert (report.created, report.quarantined) == (1, 0)
+    assert counted(control)["categories"] == 1
+    created = next(c for c in agency_control.complaints() if c["lapor"] and c["lapor"]["id"] == complaint_id)  # type: ignore[index]  # fmt: skip
+    assert created["category_code"] == "YAN"
+
+
+def test_the_pacers_last_minute_rides_on_the_states_commits_to_the_next_process(
+    make_client: Callable[..., LaporClient], tmp_path: Path, clock: FakeClock
+) -> None:
+    """What a restart continues from: the first process's requests are in the state after its
+    next commit, and a second process (its own clock, so its own pacer) waits its turn."""
+    settings = make_client(requests_per_minute=60).settings
+    with StateStore(tmp_path / "state.sqlite", clock) as store:
+        first = LaporClient(settings, clock)
+        keep_pacer(store, first)
+        for _ in range(3):
+            first.transport.limiter.acquire()
+        with store.transaction():
+            pass  # any commit of the run
+        saved = store.pacer_state(pacer_key(settings))
+        assert saved is not None
+        assert len(saved["sent"]) == 3
+        restarted = FakeClock(clock.now())  # a new process, a moment later
+        second = LaporClient(settings, restarted)
+        keep_pacer(store, second)
+        assert second.transport.limiter.acquire() == pytest.approx(1.0, rel=1e-2)
+        first.close(), second.close()

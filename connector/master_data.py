@@ -35,18 +35,15 @@ class MasterData:
         lapor_categories: Callable[[], list[m.Category]],
         agency_categories: Callable[[], list[m.AgencyCategory]],
         refresh: timedelta,
-        persist: bool = True,
     ) -> None:
         self._store = store
         self._clock = clock
         self._refresh = refresh
-        self._persist = persist
         self._fetchers: dict[str, Callable[[], list[BaseModel]]] = {
             LAPOR_CATEGORIES: lapor_categories,  # type: ignore[dict-item]
             AGENCY_CATEGORIES: agency_categories,  # type: ignore[dict-item]
         }
         self._fetched_now: set[str] = set()  # refreshed in this run: not again for a miss
-        self.fetches = 0
 
     def lapor_categories(self) -> list[m.Category]:
         return self._get(LAPOR_CATEGORIES, m.Category)
@@ -76,9 +73,7 @@ class MasterData:
 
     def _fetch(self, name: str) -> list[BaseModel]:
         records = self._fetchers[name]()
-        self.fetches += 1
         self._fetched_now.add(name)
-        if self._persist:
-            with self._store.transaction():
-                self._store.cache(name, [r.model_dump(mode="json") for r in records])
+        with self._store.transaction():
+            self._store.cache(name, [r.model_dump(mode="json") for r in records])
         return records

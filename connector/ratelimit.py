@@ -57,7 +57,6 @@ class Pacer:
         self._sent: deque[float] = deque()  # monotonic start times within the last window
         self.dirty = False
         self.restored = False
-        self.rate_limited = 0
 
     @property
     def rate(self) -> float:
@@ -133,7 +132,6 @@ class Pacer:
             now = self._clock.monotonic()
             self._trim(now)
             held = len(self._sent)
-            self.rate_limited += 1
             if held >= MIN_LEARNED:
                 # The minute held `held` requests when the service said no: its limit is below
                 # that. (Fewer in the minute: a 429 on demand, or another client on the token;

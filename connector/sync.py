@@ -198,31 +198,21 @@ class Sync:
         if self.dry_run or len(intents) <= 1:
             return [self.write(**intent) for intent in intents]
         outcomes: list[Outcome | None] = [None] * len(intents)
-        fresh: list[tuple[int, OutboxItem, Executor]] = []
+        batch: list[tuple[int, OutboxItem, Executor]] = []
+        later: list[tuple[int, OutboxItem]] = []  # in flight after a crash: lookup first
         with self.store.transaction():
             for index, intent in enumerate(intents):
                 item = self.outbox.enqueue(**intent)
                 if item.state in ("pending", "failed"):
-                    executor = EXECUTORS[item.operation](self, item)
+                    batch.append((index, item, EXECUTORS[item.operation](self, item)))
                     self.outbox.begin(item)
-                    fresh.append((index, item, executor))
                 elif item.state == "in_flight":
-                    fresh.append((index, item, ()))  # type: ignore[arg-type]
-        later = [(index, item) for index, item, executor in fresh if not executor]
-        batch = [(index, item, executor) for index, item, executor in fresh if executor]
+                    later.append((index, item))
         results = self.parallel(lambda job: job[2][0](), batch)
         stop: BaseException | None = None
         with self.store.transaction():
             for (index, item, (_, _, on_done)), result in zip(batch, results, strict=True):
-
-                def done(
-                    finished: OutboxItem, value: dict[str, Any], on_done: Any = on_done
-                ) -> None:
-                    on_done(value)
-                    self.record(flow=finished.flow, direction=_direction(finished), action=finished.operation,
-                                outcome="ok", **_ids(finished, value))  # fmt: skip
-
-                outcomes[index] = self.outbox.settle(item, result, on_done=done)
+                outcomes[index] = self.outbox.settle(item, result, on_done=self._audited(on_done))
                 if isinstance(result, (errors.FatalError, errors.Stopping)) and stop is None:
                     stop = result
                 elif isinstance(result, Exception) and not isinstance(
@@ -239,16 +229,22 @@ class Sync:
             outcomes[index] = self.execute(item)
         return outcomes
 
-    def execute(self, item: OutboxItem) -> Outcome:
-        """Run one outbox item through its operation's executor, and audit the outcome."""
-        send, lookup, on_done = EXECUTORS[item.operation](self, item)
+    def _audited(
+        self, on_done: Callable[[dict[str, Any]], None]
+    ) -> Callable[[OutboxItem, dict[str, Any]], None]:
+        """An executor's ``on_done`` and the write's audit entry, in the result's transaction."""
 
         def done(finished: OutboxItem, result: dict[str, Any]) -> None:
             on_done(result)
             self.record(flow=finished.flow, direction=_direction(finished), action=finished.operation,
                         outcome="ok", **_ids(finished, result))  # fmt: skip
 
-        outcome = self.outbox.attempt(item, send, lookup, on_done=done)
+        return done
+
+    def execute(self, item: OutboxItem) -> Outcome:
+        """Run one outbox item through its operation's executor, and audit the outcome."""
+        send, lookup, on_done = EXECUTORS[item.operation](self, item)
+        outcome = self.outbox.attempt(item, send, lookup, on_done=self._audited(on_done))
         if outcome.state != "done":
             self._after_failure(outcome)
         return outcome

@@ -42,9 +42,9 @@ from bench.harness import (
     INSTITUTION,
     MASTER_ROUTES,
     TOKEN,
-    Control,
     Results,
     add_common_arguments,
+    change,
     connector_mapping,
     inbound_cycle,
     lapor_requests,
@@ -54,6 +54,7 @@ from bench.harness import (
     start_agency,
     start_lapor,
 )
+from simulators.lapor import SimControl
 
 MAX_RATIO = 1.05
 #: The inbound flow's overlap: each run lists from the previous run's cursor less this.
@@ -102,7 +103,7 @@ class Scenarios:
     minimum comes from what really changed and what the next listing really returns."""
 
     dialect: str
-    control: Control
+    control: SimControl
     config: Any
     results: Results
     linked: set[int] = field(default_factory=set)  #: the complaints the initial sync created
@@ -190,7 +191,7 @@ class Scenarios:
     def idle(self) -> None:
         """(b): nothing changed; at once, and after the clock moved 10 minutes."""
         self.run("(b) idle run at once")
-        self.control.advance(600)
+        self.control.advance_seconds(600)
         self.run("(b) idle run after 10 minutes")
 
     def ten_changes(self) -> None:
@@ -198,14 +199,14 @@ class Scenarios:
         candidates = self.open_linked()
         chosen = candidates[:: max(1, len(candidates) // 10)][:10]
         for n, complaint_id in enumerate(chosen):
-            action = "citizen/reply" if n < 5 else "admin/note" if n < 8 else "admin/close"
-            self.control.call("POST", action, {"complaint_id": complaint_id, "content": f"Perubahan bench {n}"})  # fmt: skip
+            action = "reply" if n < 5 else "note" if n < 8 else "close"
+            change(self.control, action, complaint_id, f"Perubahan bench {n}")
         self.replied |= set(chosen[:8])
         self.run("(c) 10 changes (5 replies, 3 notes, 2 closes)")
 
     def closed_at_once(self, count: int) -> None:
         """(d): ``count`` linked complaints closed at one moment, then 3 runs a minute apart."""
-        touched = self.control.call("POST", "admin/touch", {"count": count, "close": True})
+        touched = self.control.touch(count=count, close=True)
         after = {c["id"]: c for c in self.control.complaints()}
         changed = [
             i for i in self.linked if after[i]["updated_at"] != self.records[i]["updated_at"]
@@ -216,7 +217,7 @@ class Scenarios:
               f"{shared} distinct updated_at", flush=True)  # fmt: skip
         for run in (1, 2, 3):
             if run > 1:
-                self.control.advance(60)  # inside the 5-minute overlap: all listed again
+                self.control.advance_seconds(60)  # inside the 5-minute overlap: all listed again
             self.run(f"(d) {count:,} closed at one moment, run {run}")
 
 
@@ -226,7 +227,7 @@ def scenarios(dialect: str, complaints: int, touch: int, work: Path, results: Re
         agency = start_agency(work / f"{dialect}-agency.sqlite")
         with running(agency):
             # Apply the working-day rules now, so moving the clock later changes nothing by itself.
-            lapor.control.advance(0)
+            lapor.control.advance_seconds(0)
             items = census(lapor.base_url)
             config = settings(connector_mapping(lapor.base_url, agency.base_url, work / f"{dialect}-state.sqlite"))  # fmt: skip
             print(f"  {dialect} dialect: {complaints:,} complaints in LAPOR!, {len(items):,} listed; "

@@ -24,9 +24,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import requests
+from simulators.agency import AgencyControl
+from simulators.lapor import SimControl
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-api-key"
@@ -35,6 +36,8 @@ AGENCY_TOKEN = "bench-agency-token"  # noqa: S105 (the demo system's test token)
 INSTITUTION = 145
 #: The largest page the contract allows: what the documented minimum number of requests assumes.
 MAX_PAGE = 1000
+#: Seconds a control-plane call may take (the world of 100,000 complaints is large).
+CONTROL_TIMEOUT = 300
 #: The simulator's routes that serve master data (counted apart from the complaint routes).
 MASTER_ROUTES = ("categories", "institutions", "templates", "statuses", "classifications", "topics")
 #: Environment of a connector process: the secrets its settings refer to.
@@ -54,10 +57,6 @@ class Server:
     root_url: str
     base_url: str
 
-    @property
-    def control(self) -> Control:
-        return Control(self.root_url)
-
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -68,6 +67,21 @@ class Server:
                 self.process.wait()
 
 
+S = TypeVar("S", bound=Server)
+
+
+class LaporServer(Server):
+    @property
+    def control(self) -> SimControl:
+        return SimControl(self.root_url, timeout=CONTROL_TIMEOUT)
+
+
+class AgencyServer(Server):
+    @property
+    def control(self) -> AgencyControl:
+        return AgencyControl(self.root_url, timeout=CONTROL_TIMEOUT)
+
+
 def die_with_parent() -> None:
     """In a child, before it runs: end with SIGTERM when the benchmark ends, however it ends
     (Linux ``prctl(PR_SET_PDEATHSIG)``), so no server outlives an interrupted benchmark."""
@@ -75,10 +89,10 @@ def die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
-def _start(kind: str, args: list[str], pattern: re.Pattern[str], suffix: str) -> Server:
+def _start(kind: type[S], name: str, args: list[str], pattern: re.Pattern[str], suffix: str) -> S:
     errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 (read only if it does not start)
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "connector", "simulate", kind, "--port", "0", *args],
+        [sys.executable, "-m", "connector", "simulate", name, "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=errors, text=True, cwd=ROOT, preexec_fn=die_with_parent,
     )  # fmt: skip
     assert process.stdout is not None
@@ -88,7 +102,7 @@ def _start(kind: str, args: list[str], pattern: re.Pattern[str], suffix: str) ->
         match = pattern.search(line)
         if match:
             errors.close()
-            return Server(process, match.group(1), match.group(1) + suffix)
+            return kind(process, match.group(1), match.group(1) + suffix)
         if not line and process.poll() is not None:
             break
     process.kill()
@@ -96,26 +110,26 @@ def _start(kind: str, args: list[str], pattern: re.Pattern[str], suffix: str) ->
     errors.seek(0)
     lines = errors.read().strip().splitlines()
     reason = lines[-1] if lines else "no ready line within 120 s"
-    raise SystemExit(f"the {kind} simulator did not start ({' '.join(args)}): {reason}")
+    raise SystemExit(f"the {name} simulator did not start ({' '.join(args)}): {reason}")
 
 
 def start_lapor(
     complaints: int, *, latency_ms: int = 0, dialect: str = "contract", rate_limit: int = 0
-) -> Server:
+) -> LaporServer:
     """``lapor-connector simulate lapor`` on a free port (exits loudly if it does not start)."""
     args = ["--complaints", str(complaints), "--api-key", API_KEY, "--token", TOKEN,
             "--institution-id", str(INSTITUTION), "--rate-limit", str(rate_limit), "--dialect", dialect]  # fmt: skip
     if latency_ms:
         args += ["--latency-ms", str(latency_ms)]
-    return _start("lapor", args, LAPOR_URL, "/lapor/3.0.0")
+    return _start(LaporServer, "lapor", args, LAPOR_URL, "/lapor/3.0.0")
 
 
-def start_agency(db: Path, *, latency_ms: int = 0) -> Server:
+def start_agency(db: Path, *, latency_ms: int = 0) -> AgencyServer:
     """``lapor-connector simulate agency`` with no complaints of its own, on a free port."""
     args = ["--db", str(db), "--token", AGENCY_TOKEN, "--complaints", "0"]
     if latency_ms:
         args += ["--latency-ms", str(latency_ms)]
-    return _start("agency", args, AGENCY_URL, "/api/v1")
+    return _start(AgencyServer, "agency", args, AGENCY_URL, "/api/v1")
 
 
 @contextmanager
@@ -128,35 +142,14 @@ def running(*servers: Server) -> Iterator[None]:
             server.stop()
 
 
-class Control:
-    """A simulator's control plane (``/_sim/``): counters, clock, citizen and admin actions."""
-
-    def __init__(self, root_url: str) -> None:
-        self.root_url = root_url
-        self.session = requests.Session()
-        self.session.trust_env = False
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.session.request(
-            method, f"{self.root_url}/_sim/{path}", json=body, timeout=300
-        )
-        if response.status_code >= 400:
-            raise SystemExit(
-                f"control plane {method} /_sim/{path}: {response.status_code} {response.text[:300]}"
-            )
-        return response.json()
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.call("GET", "stats"))
-
-    def reset_stats(self) -> None:
-        self.call("POST", "stats/reset")
-
-    def advance(self, seconds: float) -> None:
-        self.call("POST", "clock", {"advance_seconds": seconds})
-
-    def complaints(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "complaints"))
+def change(control: SimControl, action: str, complaint_id: int, text: str) -> None:
+    """One change a benchmark makes on LAPOR!: a citizen's reply, an admin's note or a closure."""
+    if action == "reply":
+        control.reply(complaint_id, text)
+    elif action == "note":
+        control.note(complaint_id, text)
+    else:
+        control.close(complaint_id)
 
 
 def lapor_requests(stats: dict[str, Any]) -> dict[str, int]:

@@ -31,8 +31,8 @@ from typing import Any
 from bench.harness import (
     ROOT,
     SECRETS,
+    LaporServer,
     Results,
-    Server,
     add_common_arguments,
     connector_mapping,
     die_with_parent,
@@ -51,7 +51,7 @@ WINDOW = 60.0
 KILL_AFTER = 30.0
 
 
-def timeline_offset(lapor: Server) -> float:
+def timeline_offset(lapor: LaporServer) -> float:
     """This process's monotonic clock minus the simulator's timeline clock.
 
     One request to a path no route matches is put on the timeline (answered 404, before any

@@ -27,12 +27,13 @@ from typing import Any
 
 from bench.harness import (
     API_KEY,
+    CONTROL_TIMEOUT,
     INSTITUTION,
     TOKEN,
-    Control,
+    LaporServer,
     Results,
-    Server,
     add_common_arguments,
+    change,
     connector_mapping,
     inbound_cycle,
     lapor_requests,
@@ -44,6 +45,7 @@ from bench.harness import (
     start_lapor,
     write_config,
 )
+from simulators.lapor import SimControl
 
 #: Share of the simulator's generated complaints that end up disposed to the agency (its seed).
 OWN_SHARE = 0.755
@@ -52,7 +54,7 @@ MAX_WALL_RATIO = 1.2
 #: The setup's rate drops as the state grows; projections allow for this much.
 SLOWDOWN = 1.3
 TERMINAL = {"done", "archived", "rejected"}
-ACTIONS = ["citizen/reply"] * 5 + ["admin/note"] * 3 + ["admin/close"] * 2
+ACTIONS = ["reply"] * 5 + ["note"] * 3 + ["close"] * 2
 
 
 @dataclass
@@ -92,15 +94,17 @@ def cycle_child(config_path: str, ids: str) -> dict[str, Any]:
     config = _config(config_path)
     with open_sync(config, SystemClock()):
         pass  # the per-process check of the state file, as a daemon makes it once at start
-    control = Control(config.lapor.base_url.removesuffix("/lapor/3.0.0"))
+    control = SimControl(
+        config.lapor.base_url.removesuffix("/lapor/3.0.0"), timeout=CONTROL_TIMEOUT
+    )
     for n, (action, complaint_id) in enumerate(zip(ACTIONS, json.loads(ids), strict=True)):
-        control.call("POST", action, {"complaint_id": complaint_id, "content": f"Perubahan skala {n}"})  # fmt: skip
+        change(control, action, complaint_id, f"Perubahan skala {n}")
     control.reset_stats()
     figures = inbound_cycle(config, timeout=600)
-    return {**figures, "requests": lapor_requests(control.call("GET", "stats?timeline=0"))}
+    return {**figures, "requests": lapor_requests(control.stats())}
 
 
-def inbox_ms(lapor: Server) -> float:
+def inbox_ms(lapor: LaporServer) -> float:
     """The simulator's own time for one inbox request that lists nothing new (median of 5)."""
     import requests
 

@@ -82,14 +82,15 @@ class AgencySystem:
 class AgencyControl:
     """Drive the demo agency system: staff actions, counters, faults (test and demo only)."""
 
-    def __init__(self, root_url: str) -> None:
+    def __init__(self, root_url: str, *, timeout: float = 10) -> None:
         self.root_url = root_url.rstrip("/")
         self.session = requests.Session()
         self.session.trust_env = False
+        self.timeout = timeout
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self.session.request(
-            method, f"{self.root_url}/_sim/{path}", json=body or {}, timeout=10
+            method, f"{self.root_url}/_sim/{path}", json=body or {}, timeout=self.timeout
         )
         if response.status_code >= 400:
             raise RuntimeError(

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
 from connector.clock import FakeClock
 from connector.config import LaporSettings, settings_from_mapping
@@ -17,6 +18,21 @@ if TYPE_CHECKING:
 API_KEY = "test-api-key-0001"
 TOKEN = "{11111111-2222-3333-4444-555555555555}"
 INSTITUTION_ID = 145
+#: The credentials the simulator fixture accepts, as request headers (for raw HTTP tests).
+AUTH = {"Authorization": f"Bearer {API_KEY}", "token": TOKEN}
+
+
+def plain_session() -> requests.Session:
+    """A session that reads no proxy settings from the environment (loopback tests)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+@pytest.fixture
+def http() -> requests.Session:
+    """A plain HTTP session for tests that speak to a simulator directly."""
+    return plain_session()
 
 
 def make_settings(base_url: str, **lapor: Any) -> LaporSettings:

@@ -12,17 +12,9 @@ import requests
 
 from simulators.lapor import LaporSimulator, SimControl
 from simulators.lapor.workdays import WIB, add_workdays, is_workday
-from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN
+from tests.conftest import API_KEY, AUTH, INSTITUTION_ID, TOKEN
 
 DMY = re.compile(r"\d{2}-\d{2}-\d{4} \d{2}:\d{2}:\d{2}")
-AUTH = {"Authorization": f"Bearer {API_KEY}", "token": TOKEN}
-
-
-@pytest.fixture
-def http() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    return session
 
 
 def get(

@@ -15,7 +15,7 @@ from simulators.lapor.dialects import DIALECTS, Dialect, apply
 API_KEY = "dialect-api-key"
 TOKEN = "{AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE}"
 INSTITUTION_ID = 145
-AUTH = {"Authorization": f"Bearer {API_KEY}", "token": TOKEN}
+AUTH = {"Authorization": f"Bearer {API_KEY}", "token": TOKEN}  # this module's own credentials
 SINCE = "2020-01-01T00:00:00+07:00"
 
 DMY = re.compile(r"^\d{2}-\d{2}-\d{4} \d{2}:\d{2}:\d{2}$")
@@ -39,13 +39,6 @@ def server() -> Iterator[LaporSimulator]:
         yield simulator
     finally:
         simulator.stop()
-
-
-@pytest.fixture
-def http() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    return session
 
 
 @pytest.fixture

@@ -21,17 +21,10 @@ from simulators.agency import AgencyControl, AgencySystem
 from simulators.agency.server import AgencyServer
 from simulators.lapor import LaporSimulator, SimControl
 from simulators.lapor.server import SimServer
-from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN
+from tests.conftest import API_KEY, AUTH, INSTITUTION_ID, TOKEN, plain_session
 
-AUTH = {"Authorization": f"Bearer {API_KEY}", "token": TOKEN}
 AGENCY_TOKEN = "latency-agency-token"
 LATENCY_MS = 60.0
-
-
-def session() -> requests.Session:
-    http = requests.Session()
-    http.trust_env = False
-    return http
 
 
 @pytest.fixture
@@ -68,7 +61,7 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
 
 def concurrently(call: Callable[[requests.Session], requests.Response], clients: int) -> float:
     """Seconds for ``clients`` threads, each on its own connection, to get one answer each."""
-    sessions = [session() for _ in range(clients)]
+    sessions = [plain_session() for _ in range(clients)]
     statuses: list[int] = []
     barrier = threading.Barrier(clients + 1)
 
@@ -93,7 +86,7 @@ def test_one_request_takes_at_least_the_latency(which: str, request: pytest.Fixt
     """With 60 ms of latency, an API answer comes no sooner than 60 ms after the request."""
     server = request.getfixturevalue(which)
     call = lapor_call(server) if which == "lapor" else agency_call(server)
-    http = session()
+    http = plain_session()
     call(http)  # the connection is open: only the latency is timed
     response, elapsed = timed(lambda: call(http))
     assert response.status_code == 200
@@ -132,7 +125,7 @@ def test_a_write_is_applied_halfway(lapor: LaporSimulator) -> None:
     answered: list[float] = []
 
     def post() -> None:
-        session().post(lapor.base_url + "/complaints/followup/add", headers=AUTH, timeout=10,
+        plain_session().post(lapor.base_url + "/complaints/followup/add", headers=AUTH, timeout=10,
                        json={"complaint_id": held, "content": "Di tengah jalan"})  # fmt: skip
         answered.append(time.monotonic())
 
@@ -170,7 +163,7 @@ def test_latency_must_be_a_number_not_below_zero(
     """POST /_sim/latency refuses a negative or non-number value with a 422 naming ms."""
     server = request.getfixturevalue(which)
     body = json.dumps({"ms": value})  # NaN too, which JSON parsers of the simulators accept
-    response = session().post(server.root_url + "/_sim/latency", data=body, timeout=5)
+    response = plain_session().post(server.root_url + "/_sim/latency", data=body, timeout=5)
     assert response.status_code == 422
     assert "ms: " in response.text
     assert says in response.text

@@ -12,16 +12,7 @@ import requests
 from simulators.agency import AgencyControl, AgencySystem
 from simulators.lapor import LaporSimulator, SimControl
 from simulators.lapor.traffic import STARTED, SlidingWindow, Traffic
-from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN
-
-AUTH = {"Authorization": f"Bearer {API_KEY}", "token": TOKEN}
-
-
-@pytest.fixture
-def http() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    return session
+from tests.conftest import API_KEY, AUTH, INSTITUTION_ID, TOKEN
 
 
 @pytest.fixture

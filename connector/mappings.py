@@ -28,6 +28,7 @@ from connector.models import (
     ComplaintStatus,
     Institution,
 )
+from connector.workdays import CALENDAR_FILE, WorkCalendar, load_calendar
 
 FILES = ("categories.yaml", "statuses.yaml", "classifications.yaml", "units.yaml")
 LaporAction = Literal["none", "followup", "postpone", "archive", "verify", "reject"]
@@ -84,6 +85,9 @@ class _Units(_File):
     #: agency work unit -> LAPOR! location (the region a complaint filed on LAPOR! is about).
     locations: dict[str, int] = {}
     default_location: int | None = None
+    #: agency work unit -> the time zone its working days are counted in (WIB, WITA, WIT).
+    time_zones: dict[str, str] = {}
+    default_time_zone: str = "WIB"
 
 
 def _walk(start: Any, parents: Mapping[Any, Any]) -> Iterable[Any]:
@@ -125,6 +129,7 @@ class Mappings:
         statuses: _Statuses,
         classifications: _Classifications,
         units: _Units,
+        calendar: WorkCalendar | None = None,
     ) -> None:
         self.directory = directory
         #: A short hash of the files' contents; it goes into every audit entry.
@@ -139,6 +144,8 @@ class Mappings:
         #: know (the cached master data may be older than the category); it refreshes the
         #: trees through ``with_trees`` and returns whether anything was fetched.
         self.on_unknown_category: Callable[[str], bool] | None = None
+        #: Working days per unit (``calendar.yaml`` and the units' time zones).
+        self.calendar = calendar or WorkCalendar()
 
     def with_trees(self, lapor: Iterable[Category], agency: Iterable[AgencyCategory]) -> Mappings:
         """Give the category trees of both sides, so rules on parents cover their children."""
@@ -319,6 +326,21 @@ def load_mappings(directory: str | Path) -> Mappings:
                     "extra_forbidden": "unknown key; remove it or check its spelling",
                 }.get(item["type"], item["msg"])
                 problems.append(f"{name}: {key}: {fix}")
+    calendar: WorkCalendar | None = None
+    units = parsed.get("units.yaml")
+    if isinstance(units, _Units):
+        try:
+            calendar = load_calendar(
+                folder,
+                zones=units.time_zones,
+                default_zone=units.default_time_zone,
+                units=_unit_codes(units),
+            )
+        except ConfigError as error:
+            problems.extend(error.problems)
+        calendar_path = folder / CALENDAR_FILE
+        if calendar_path.exists():
+            digest.update(CALENDAR_FILE.encode() + b"\0" + calendar_path.read_bytes() + b"\0")
     if problems:
         raise ConfigError(problems, str(folder))
     return Mappings(
@@ -328,7 +350,17 @@ def load_mappings(directory: str | Path) -> Mappings:
         parsed["statuses.yaml"],  # type: ignore[arg-type]
         parsed["classifications.yaml"],  # type: ignore[arg-type]
         parsed["units.yaml"],  # type: ignore[arg-type]
+        calendar,
     )
+
+
+def _unit_codes(units: _Units) -> set[str]:
+    """Every work unit the units file names."""
+    codes = set(units.inbound.values()) | set(units.outbound) | set(units.locations)
+    codes |= set(units.time_zones)
+    if units.default_unit:
+        codes.add(units.default_unit)
+    return codes
 
 
 # --- checking against both sides' master data -----------------------------------------------

@@ -238,7 +238,7 @@ def test_golden_translations(direction: str) -> None:
     assert json.loads(path.read_text()) == actual
 
 
-@pytest.mark.parametrize("name", ["categories", "statuses", "classifications", "units"])
+@pytest.mark.parametrize("name", ["categories", "statuses", "classifications", "units", "calendar"])
 def test_shipped_files_fit_the_json_schema(name: str) -> None:
     """The JSON Schema editors use accepts the shipped files, and rejects a misspelt key."""
     import jsonschema

@@ -173,6 +173,13 @@ def slots_for(settings: Settings) -> int:
     return 32 if rate == 0 else min(16, math.ceil(rate / 60 * 2) + 2)
 
 
+class SlaSettings(Section):
+    """Service-level deadlines (docs/sla.md)."""
+
+    #: A complaint this many working days or fewer before its due date is "at risk".
+    at_risk_days: int = Field(default=2, ge=0, le=30)
+
+
 class OutboxSettings(Section):
     """How unfinished remote writes are retried: backoff doubling from the first delay, then dead."""
 
@@ -233,6 +240,7 @@ class Settings(Section):
     mappings: MappingsSettings = MappingsSettings()
     outbox: OutboxSettings = OutboxSettings()
     sync: SyncSettings = SyncSettings()
+    sla: SlaSettings = SlaSettings()
     logging: LoggingSettings = LoggingSettings()
     audit: AuditSettings = AuditSettings()
 

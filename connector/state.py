@@ -176,6 +176,34 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE links ADD COLUMN last_followup_at TEXT;
     CREATE TABLE pacer (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)
     """,
+    # 6: SLA: what LAPOR! said of each linked complaint's clock (its history and its own
+    # deadlines), and the last SLA state recorded, so a transition is audited once
+    """
+    CREATE TABLE sla_facts (
+        lapor_id INTEGER PRIMARY KEY,
+        tracking_id TEXT,
+        unit TEXT,
+        status TEXT NOT NULL,
+        disposition_id INTEGER,
+        created_at TEXT NOT NULL,
+        disposed_at TEXT,
+        first_followup_at TEXT,
+        last_institution_followup_at TEXT,
+        last_reply_at TEXT,
+        closed_at TEXT,
+        verify_by TEXT,
+        first_followup_by TEXT,
+        auto_close_at TEXT,
+        recorded_state TEXT,
+        disagreement TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX sla_facts_unit ON sla_facts (unit, created_at);
+    -- a state with no link yet has nothing to fill from an inbox listing from the beginning
+    INSERT INTO master_data (name, body, fetched_at)
+        SELECT 'sla.backfill', '{"done": true}', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+        WHERE NOT EXISTS (SELECT 1 FROM links)
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

@@ -63,6 +63,8 @@ class Sync:
     audit_settings: AuditSettings = field(default_factory=AuditSettings)
     master_data_refresh: timedelta = timedelta(hours=24)
     slots: int = 1
+    #: Working days before a due date from which a complaint counts as at risk (``sla``).
+    sla_at_risk_days: int = 2
 
     def __post_init__(self) -> None:
         self.audit = AuditLog.configured(self.store, self.audit_settings)
@@ -694,7 +696,7 @@ def open_sync(
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
                         master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
-                        slots=slots_for(settings))  # fmt: skip
+                        slots=slots_for(settings), sla_at_risk_days=settings.sla.at_risk_days)  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             keep_pacer(store, lapor)
             sync.load_trees()

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from connector.audit import AuditLog
 from connector.clock import SystemClock
-from connector.config import load_settings
+from connector.config import Settings, load_settings
 from connector.daemon import Daemon
 from connector.logs import configure
 from connector.state import StateStore
@@ -137,9 +137,31 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
         cycle("third sync (the interrupted follow-up is found, not posted twice)")
 
         _summary(console, settings.state.path, lapor, agency_control)
+        _sla(console, settings)
         console.print(
             f"\nthe audit log: lapor-connector log --config {state_dir / 'config.yaml'}   (and: log verify, log timeline <tracking id>, status)"
         )
+
+
+def _sla(console: Console, settings: Settings) -> None:
+    """The SLA recap the agency reports, and what is most urgent (``lapor-connector sla``)."""
+    from connector.mappings import load_mappings
+    from connector.sla import open_rows, summary
+    from connector.sla_cli import print_summary
+
+    calendar = load_mappings(settings.mappings.path).calendar
+    with StateStore(settings.state.path, SystemClock()) as store:
+        now = store.clock.now()
+        rows = open_rows(store, calendar, now, settings.sla.at_risk_days)
+        recap = summary(store, calendar, now, settings.sla.at_risk_days)
+    console.print()
+    print_summary(recap, "table", console)
+    states = Counter(r.state for r in rows)
+    console.print(
+        f"SLA now: {len(rows)} open, {states['overdue']} overdue, {states['at_risk']} at risk, "
+        f"{states['on_time']} on time (working days, national holidays and cuti bersama; "
+        "lapor-connector sla lists them by due date)"
+    )
 
 
 def _summary(

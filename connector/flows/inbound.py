@@ -19,6 +19,7 @@ from connector import errors
 from connector import models as m
 from connector.links import Link
 from connector.logs import get_logger
+from connector.sla import SlaFacts, review
 from connector.sync import Sync, lapor_state
 
 log = get_logger("inbound")
@@ -43,6 +44,8 @@ class InboundReport:
     quarantined: int = 0
     watermark: datetime | None = None
     errors: list[str] = field(default_factory=list)
+    #: LAPOR! ids whose SLA facts this run changed.
+    observed: set[int] = field(default_factory=set)
 
 
 def run_inbound(
@@ -66,6 +69,12 @@ def run_inbound(
         resync_complaint(sync, lapor_id, report)
     watermark = sync.store.watermark(FLOW)
     start = since or (BEGINNING if watermark is None else watermark - OVERLAP)
+    backfill = since is None and not sync.dry_run and SlaFacts(sync.store).needs_backfill()
+    if backfill:
+        # Linked complaints without SLA facts (a state from before them): one listing from the
+        # beginning fills them from the summaries (list pages only; nothing else is re-read).
+        start = BEGINNING
+        log.info("sla_backfill_started")
     listing = sync.lapor.inbox(start)
     for page in listing.pages():
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
@@ -80,6 +89,10 @@ def run_inbound(
     if since is None:
         sync.advance(FLOW, listing.server_time)
     report.watermark = sync.store.watermark(FLOW)
+    if not sync.dry_run:
+        if backfill:
+            SlaFacts(sync.store).backfilled()
+        review(sync, sync.sla_at_risk_days, report.observed)
     return report
 
 
@@ -121,6 +134,9 @@ class _Work:
     #: False when one of its writes is not done yet: it is not marked in step this run.
     complete: bool = True
     read_replies: bool = True
+    #: What was read of it this run (its detail, its follow-ups): the SLA facts fold them in.
+    detail: m.Complaint | None = None
+    followups: list[m.FollowUp] | None = None
     followups_seen: int | None = None
     last_followup_at: datetime | None = None
     disposed_back: bool = False
@@ -150,6 +166,7 @@ def sync_page(
     or a mapping gap sets only that complaint aside.
     """
     work: list[_Work] = []
+    unchanged: list[m.ComplaintSummary] = []
     for summary in summaries:
         link = sync.links.by_lapor_id(summary.lapor_id)
         if (
@@ -158,6 +175,7 @@ def sync_page(
             and link.lapor_updated_at is not None
             and summary.updated_at <= link.lapor_updated_at
         ):
+            unchanged.append(summary)
             if summary.updated_at < link.lapor_updated_at:
                 # Older than what was already synced (a lagging replica, a repeated page): ignored.
                 log.info(
@@ -182,15 +200,31 @@ def sync_page(
             _guarded(sync, item, report, partial(_update, sync, item, report))
     _replies_all(sync, [w for w in work if w.ok], report)
     done = [w for w in work if w.ok and w.complete]
-    if done and not sync.dry_run:
+    facts = SlaFacts(sync.store)
+    known = facts.known(s.lapor_id for s in unchanged) if unchanged else set()
+    unknown = [s for s in unchanged if s.lapor_id not in known]
+    if not sync.dry_run and (done or unknown):
         with sync.store.transaction():
             for item in done:
                 _mark_in_step(sync, item)
                 sync.store.release(FLOW, str(item.summary.lapor_id))
+                _observe(sync, facts, item.detail or item.summary, item.followups, report)
+            for summary in unknown:  # linked before the SLA facts were kept (an upgrade)
+                _observe(sync, facts, summary, None, report)
     for item in work:
         if item.disposed_back and item.ok and item.link is not None and not sync.dry_run:
             # Held while the complaint was disposed elsewhere; posted once it is back.
             _push_held_followups(sync, item.link.agency_id or "")
+
+
+def _observe(
+    sync: Sync, facts: SlaFacts, complaint: m.ComplaintSummary,
+    followups: list[m.FollowUp] | None, report: InboundReport,
+) -> None:  # fmt: skip
+    """Fold what this run read of a complaint into its SLA facts (no request of its own)."""
+    unit = sync.mappings.unit_for_disposition(complaint.disposition_id)
+    facts.observe(complaint, unit, institution_id=sync.institution_id, followups=followups)
+    report.observed.add(complaint.lapor_id)
 
 
 def _guarded(sync: Sync, item: _Work, report: InboundReport, step: Callable[[], None]) -> None:
@@ -231,6 +265,7 @@ def _create_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
             if not _set_aside(sync, item, detail, report):
                 raise detail
             continue
+        item.detail = detail
         _guarded(sync, item, report, partial(_add_create_intent, sync, item, detail, intents))
     outcomes = sync.write_many([intent for _, intent in intents])
     for (item, _), outcome in zip(intents, outcomes, strict=True):
@@ -462,6 +497,7 @@ def _replies_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
                 raise found
             continue
         valid = [f for f in found if isinstance(f, m.FollowUp)]
+        work.followups = valid
         work.followups_seen = len(found)
         work.last_followup_at = max((f.at for f in valid), default=None)
         invalid[id(work)] = [f for f in found if isinstance(f, m.InvalidRecord)]

@@ -63,6 +63,10 @@ class Sync:
     audit_settings: AuditSettings = field(default_factory=AuditSettings)
     master_data_refresh: timedelta = timedelta(hours=24)
     slots: int = 1
+    #: Whether ``push_sla_state`` sends anything (``agency.push_sla_state``); once the agency
+    #: refused the field in this run, ``sla_state_refused`` stops the rest of the run's pushes.
+    sla_push_enabled: bool = False
+    sla_state_refused: bool = False
 
     def __post_init__(self) -> None:
         self.audit = AuditLog.configured(self.store, self.audit_settings)
@@ -99,6 +103,13 @@ class Sync:
             return True
 
         self.mappings.on_unknown_category = refresh
+
+    def push_sla_state(self, agency_id: str, sla_state: m.SlaState | None) -> Outcome | None:
+        """Send an agency complaint's ``sla_state`` once per distinct state, through the outbox
+        (``connector.flows.sla_out.push_sla_state``); None when nothing was sent."""
+        from connector.flows.sla_out import push_sla_state
+
+        return push_sla_state(self, agency_id, sla_state)
 
     # --- running remote work side by side ---------------------------------------------------
 
@@ -694,7 +705,7 @@ def open_sync(
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
                         master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
-                        slots=slots_for(settings))  # fmt: skip
+                        slots=slots_for(settings), sla_push_enabled=settings.agency.push_sla_state)  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             keep_pacer(store, lapor)
             sync.load_trees()

@@ -1,0 +1,164 @@
+"""Later changes on LAPOR! reach the agency, and so does the optional ``sla_state``.
+
+Both simulators run for real on loopback: an admin edits a linked complaint's title, content,
+category or report type on LAPOR!, the inbound flow runs, and the demo agency system shows the
+new values with the ``changed_on_lapor`` marker. The ``sla_state`` push helper is driven with
+hand-made states (the SLA computation lives elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+
+from connector import models as m
+from connector.adapters import AgencyAdapter
+from connector.config import settings_from_mapping
+from connector.flows.inbound import run_inbound
+from connector.flows.sla_out import FLOW as SLA_FLOW
+from connector.sync import Sync
+from simulators.agency import AgencyControl
+from simulators.lapor import LaporSimulator, SimControl
+from tests.conftest import INSTITUTION_ID
+from tests.test_sync import adapter, agency_control, agency_system, make_sync, mappings_dir
+
+__all__ = ["adapter", "agency_control", "agency_system", "make_sync", "mappings_dir"]
+
+
+def linked_agency(agency_control: AgencyControl) -> dict[int, dict[str, Any]]:
+    """The demo agency's complaints linked to LAPOR!, by LAPOR! id."""
+    return {c["lapor"]["id"]: c for c in agency_control.complaints() if c["lapor"]}
+
+
+def first_linked(sim: LaporSimulator, agency_control: AgencyControl) -> tuple[int, str]:
+    """A linked open complaint of ours: its LAPOR! id and agency id."""
+    linked = linked_agency(agency_control)
+    lapor_id = min(
+        int(c["id"])
+        for c in sim.state.complaints.values()
+        if c["disposition_id"] == INSTITUTION_ID and c["status"] == "in_process"
+    )
+    return lapor_id, str(linked[lapor_id]["id"])
+
+
+# --- sla_state --------------------------------------------------------------------------------
+
+ON_TIME = m.SlaState(stage=m.SlaStage.FIRST_FOLLOWUP, due=date(2026, 3, 9), working_days_left=3,
+                     state=m.SlaStanding.ON_TIME)  # fmt: skip
+
+
+def test_an_sla_state_is_pushed_once_and_the_agency_shows_it(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: AgencyControl
+) -> None:
+    """The same state pushed again (a later day, a new run) sends nothing; a new state is sent."""
+    run_inbound(make_sync())
+    _, agency_id = first_linked(sim, agency_control)
+    before = agency_control.writes("patch")
+    sync = make_sync(sla_push_enabled=True)
+    outcome = sync.push_sla_state(agency_id, ON_TIME)
+    assert outcome is not None
+    assert outcome.state == "done"
+    shown = agency_control.complaints()
+    assert next(c for c in shown if c["id"] == agency_id)["sla_state"] == {
+        "stage": "first_followup", "due": "2026-03-09", "working_days_left": 3, "state": "on_time",
+    }  # fmt: skip
+    a_day_later = ON_TIME.model_copy(update={"working_days_left": 2})
+    assert sync.push_sla_state(agency_id, a_day_later) is None
+    assert make_sync(sla_push_enabled=True).push_sla_state(agency_id, ON_TIME) is None
+    assert agency_control.writes("patch") == before + 1
+    at_risk = a_day_later.model_copy(
+        update={"working_days_left": 1, "state": m.SlaStanding.AT_RISK}
+    )
+    assert sync.push_sla_state(agency_id, at_risk) is not None
+    assert agency_control.writes("patch") == before + 2
+    cleared = sync.push_sla_state(agency_id, None)  # closed: nothing to count down any more
+    assert cleared is not None
+    assert cleared.state == "done"
+    assert next(c for c in agency_control.complaints() if c["id"] == agency_id)["sla_state"] is None
+    entries = [e for e in sync.audit.entries() if e.flow == SLA_FLOW]
+    assert [e.outcome for e in entries] == ["ok", "ok", "ok"]
+
+
+def test_sla_state_is_not_pushed_unless_configured(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: AgencyControl
+) -> None:
+    """Off by default: the helper sends nothing and records nothing."""
+    run_inbound(make_sync())
+    _, agency_id = first_linked(sim, agency_control)
+    before = agency_control.writes("patch")
+    sync = make_sync()
+    assert sync.push_sla_state(agency_id, ON_TIME) is None
+    assert agency_control.writes("patch") == before
+    assert list(sync.outbox.items(flow=SLA_FLOW)) == []
+
+
+def test_the_switch_is_agency_push_sla_state_and_is_off_by_default() -> None:
+    """``agency.push_sla_state`` in the configuration; false unless set."""
+    base = {"lapor": {"base_url": "https://lapor.example", "institution_id": 1, "api_key": "${K}",
+                      "token": "${T}"},
+            "agency": {"base_url": "https://agency.example/api/v1", "token": "${A}"}}  # fmt: skip
+    env = {"K": "k", "T": "{11111111-2222-3333-4444-555555555555}", "A": "a"}
+    settings = settings_from_mapping(base, env=env)
+    assert settings.agency is not None
+    assert settings.agency.push_sla_state is False
+    base["agency"]["push_sla_state"] = True
+    on = settings_from_mapping(base, env=env)
+    assert on.agency is not None
+    assert on.agency.push_sla_state is True
+
+
+def test_an_agency_system_that_refuses_sla_state_does_not_break_the_sync(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """The 422 naming sla_state is a dead write with that reason; nothing more is pushed in
+    the run, and the inbound flow still brings a LAPOR! change to the agency."""
+    run_inbound(make_sync())
+    agency_control.refuse_fields("sla_state")
+    linked = linked_agency(agency_control)
+    ids = sorted(linked)
+    sync = make_sync(sla_push_enabled=True)
+    refused = sync.push_sla_state(str(linked[ids[0]]["id"]), ON_TIME)
+    assert refused is not None
+    assert refused.state == "dead"
+    assert refused.error is not None
+    assert [p.path for p in refused.error.problems] == ["sla_state"]  # type: ignore[attr-defined]
+    assert sync.push_sla_state(str(linked[ids[1]]["id"]), ON_TIME) is None
+    assert [i.state for i in sync.outbox.items(flow=SLA_FLOW)] == ["dead"]
+    lapor_id, _ = first_linked(sim, agency_control)
+    control.close(lapor_id)
+    run_inbound(sync)
+    assert linked_agency(agency_control)[lapor_id]["status"] == "selesai"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"stage": "later"}, "sla_state.stage"),
+        ({"state": "late"}, "sla_state.state"),
+        ({"due": "09-03-2026"}, "sla_state.due"),
+        ({"working_days_left": "3"}, "sla_state.working_days_left"),
+    ],
+    ids=["stage", "state", "due", "working-days"],
+)
+def test_the_demo_agency_system_names_the_wrong_part_of_an_sla_state(
+    adapter: AgencyAdapter, agency_control: AgencyControl, change: dict[str, Any], problem: str
+) -> None:
+    """A malformed sla_state is a 422 naming the field (what a strict agency system answers)."""
+    import requests
+
+    complaint = agency_control.complaints()[0]
+    value = {**ON_TIME.model_dump(mode="json"), **change}
+    response = requests.patch(
+        f"{adapter.base_url}/complaints/{complaint['id']}",  # type: ignore[attr-defined]
+        json={"sla_state": value},
+        headers={"Authorization": adapter.session.headers["Authorization"]},  # type: ignore[attr-defined]
+        timeout=5,
+    )
+    assert response.status_code == 422
+    assert list(response.json()["error"]["fields"]) == [problem]

@@ -176,6 +176,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE links ADD COLUMN last_followup_at TEXT;
     CREATE TABLE pacer (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)
     """,
+    # migration: lapor-changes
+    # 6: what the agency was last told of LAPOR!'s own fields of a complaint (fingerprints of
+    # its title and content, its category and report type), so a later change there is sent
+    """
+    ALTER TABLE links ADD COLUMN lapor_fields TEXT
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

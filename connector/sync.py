@@ -481,7 +481,9 @@ def _agency_create(sync: Sync, item: OutboxItem) -> Executor:
         sync.links.add(origin="lapor", lapor_id=lapor_id, tracking_id=tracking_id, agency_id=result["agency_id"],
                        lapor_status=p["lapor_status"], agency_status=new.status)  # fmt: skip
         # Not yet "in step": the inbound flow marks that once the replies are in too.
-        sync.links.update(lapor_id, lapor_state=p["lapor_state"])
+        sync.links.update(
+            lapor_id, lapor_state=p["lapor_state"], lapor_fields=p.get("lapor_fields")
+        )
 
     return send, lookup, on_done
 
@@ -499,6 +501,7 @@ def _agency_update(sync: Sync, item: OutboxItem) -> Executor:
             changes: dict[str, Any] = {  # lapor_updated_at: set by the flow once all is in
                 "lapor_status": p.get("lapor_status"),
                 "lapor_state": p.get("lapor_state"),
+                "lapor_fields": p.get("lapor_fields"),
             }
             if patch.status is not None:
                 changes["agency_status"] = patch.status
@@ -603,6 +606,8 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
         )
 
     def on_done(result: dict[str, Any]) -> None:
+        from connector.flows.lapor_changes import filed_fields
+
         lapor_id = int(result["lapor_id"])
         sync.links.add(origin="agency", lapor_id=lapor_id, tracking_id=str(result["tracking_id"]),
                        agency_id=new.external_ref, lapor_status=m.ComplaintStatus.UNVERIFIED.value,
@@ -611,7 +616,7 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
         state = lapor_state(
             m.ComplaintStatus.UNVERIFIED, new.disposition_id, new.is_secret, new.is_anonymous
         )
-        sync.links.update(lapor_id, lapor_state=state)
+        sync.links.update(lapor_id, lapor_state=state, lapor_fields=filed_fields(new))
         # The write-back of the ids is an intent committed with the create's result: a kill
         # right after this cannot lose it (the next run's drain sends it).
         sync.outbox.enqueue(

@@ -9,7 +9,8 @@ hand-made states (the SLA computation lives elsewhere).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,13 +35,15 @@ def linked_agency(agency_control: AgencyControl) -> dict[int, dict[str, Any]]:
 
 
 def first_linked(sim: LaporSimulator, agency_control: AgencyControl) -> tuple[int, str]:
-    """A linked open complaint of ours: its LAPOR! id and agency id."""
+    """A linked open complaint of ours, in none of the categories the tests move it to: its
+    LAPOR! id and agency id."""
     linked = linked_agency(agency_control)
     lapor_id = min(
         int(c["id"])
         for c in sim.state.complaints.values()
         if c["disposition_id"] == INSTITUTION_ID and c["status"] == "in_process"
-    )
+        and c["category_id"] not in (439, 740)
+    )  # fmt: skip
     return lapor_id, str(linked[lapor_id]["id"])
 
 
@@ -162,3 +165,161 @@ def test_the_demo_agency_system_names_the_wrong_part_of_an_sla_state(
     )
     assert response.status_code == 422
     assert list(response.json()["error"]["fields"]) == [problem]
+
+
+# --- later changes on LAPOR! ------------------------------------------------------------------
+
+ROUTES = ("inbox", "complaint", "followups")
+
+
+def lapor_requests(control: SimControl) -> dict[str, int]:
+    requests = control.stats()["requests"]
+    return {route: int(requests[route]) for route in ROUTES if requests.get(route)}
+
+
+@pytest.mark.parametrize(
+    ("edit", "shown", "fields"),
+    [
+        ({"title": "Sertifikat belum terbit (judul diperbaiki admin)"},
+         {"title": "Sertifikat belum terbit (judul diperbaiki admin)"}, ["title"]),
+        ({"category_id": 439}, {"category_code": "PTN-UKR", "unit_code": "KANTAH-BDG"}, ["category"]),
+        ({"classification_id": 4}, {"classification": "wbs"}, ["classification"]),
+        ({"title": "Pungli di loket", "category_id": 740},
+         {"title": "Pungli di loket", "category_code": "YAN-PGL"}, ["title", "category"]),
+    ],
+    ids=["title", "category", "classification", "title-and-category"],
+)  # fmt: skip
+def test_an_edit_on_lapor_reaches_the_agency_as_one_patch_with_the_marker(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+    edit: dict[str, Any],
+    shown: dict[str, Any],
+    fields: list[str],
+) -> None:
+    """The new values, translated through the mappings, and changed_on_lapor naming the fields;
+    at the cost of a reply (inbox page + C3), no more."""
+    run_inbound(make_sync())
+    lapor_id, agency_id = first_linked(sim, agency_control)
+    before = agency_control.writes("patch")
+    assert sorted(control.edit(lapor_id, **edit)) == sorted(edit)
+    control.reset_stats()
+    report = run_inbound(make_sync())
+    assert report.updated == 1
+    assert agency_control.writes("patch") == before + 1
+    assert lapor_requests(control) == {"inbox": 1, "followups": 1}
+    agency = linked_agency(agency_control)[lapor_id]
+    assert agency["id"] == agency_id
+    assert {k: agency[k] for k in shown} == shown
+    assert agency["changed_on_lapor"]["fields"] == fields
+    updated_at = sim.state.complaints[lapor_id]["updated_at"]
+    assert datetime.fromisoformat(agency["changed_on_lapor"]["at"]) == updated_at
+    run_inbound(make_sync())  # in step now: nothing more
+    assert agency_control.writes("patch") == before + 1
+
+
+def test_each_later_edit_is_one_more_patch(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """Edited twice, synced after each: two PATCHes, the marker naming only the latest change."""
+    run_inbound(make_sync())
+    lapor_id, _ = first_linked(sim, agency_control)
+    before = agency_control.writes("patch")
+    control.edit(lapor_id, title="Judul pertama")
+    run_inbound(make_sync())
+    control.edit(lapor_id, classification_id=3)
+    run_inbound(make_sync())
+    assert agency_control.writes("patch") == before + 2
+    agency = linked_agency(agency_control)[lapor_id]
+    assert (agency["title"], agency["classification"]) == ("Judul pertama", "informasi")
+    assert agency["changed_on_lapor"]["fields"] == ["classification"]
+
+
+def test_a_content_edit_reaches_the_agency_when_the_detail_is_read(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """The listing carries no content: the edit is seen by the next detail read (a resync),
+    one PATCH with the new content and the marker; the listing's own pass adds no C2."""
+    from connector.flows.inbound import resync_complaint
+
+    run_inbound(make_sync())
+    lapor_id, _ = first_linked(sim, agency_control)
+    before = agency_control.writes("patch")
+    control.edit(lapor_id, content="Isi laporan diperbaiki admin: nomor berkas 123/2026.")
+    control.reset_stats()
+    run_inbound(make_sync())
+    assert "complaint" not in lapor_requests(control)
+    resync_complaint(make_sync(), lapor_id)
+    assert agency_control.writes("patch") == before + 1
+    agency = linked_agency(agency_control)[lapor_id]
+    assert agency["content"] == "Isi laporan diperbaiki admin: nomor berkas 123/2026."
+    assert agency["changed_on_lapor"]["fields"] == ["content"]
+    resync_complaint(make_sync(), lapor_id)  # read again, unchanged: no PATCH
+    assert agency_control.writes("patch") == before + 1
+
+
+def test_an_unchanged_complaint_gets_no_patch(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """A reply moves updated_at but changes none of the fields: only the reply is written."""
+    run_inbound(make_sync())
+    lapor_id, _ = first_linked(sim, agency_control)
+    before = agency_control.writes("patch")
+    control.reply(lapor_id, "Apakah ada kabar terbaru?")
+    assert control.edit(lapor_id, title=sim.state.complaints[lapor_id]["title"]) == []
+    report = run_inbound(make_sync())
+    assert report.replies == 1
+    assert agency_control.writes("patch") == before
+    assert linked_agency(agency_control)[lapor_id]["changed_on_lapor"] is None
+
+
+def test_a_category_change_moves_the_unit_when_the_mapping_says_so(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+    mappings_dir: Path,
+) -> None:
+    """on_lapor_change.move_unit: true: the PATCH carries the unit the new category names."""
+    path = mappings_dir / "categories.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("move_unit: false", "move_unit: true"), encoding="utf-8")
+    run_inbound(make_sync())
+    lapor_id, _ = first_linked(sim, agency_control)
+    control.edit(lapor_id, category_id=439)  # Pengukuran dan Pemetaan -> PTN-UKR -> SEKSI-SP
+    run_inbound(make_sync())
+    agency = linked_agency(agency_control)[lapor_id]
+    assert (agency["category_code"], agency["unit_code"]) == ("PTN-UKR", "SEKSI-SP")
+
+
+def test_a_secret_complaints_flags_survive_an_edit_and_no_text_reaches_the_audit_log(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """rahasia and anonim stay true; the audit entry names the fields, never their values."""
+    run_inbound(make_sync())
+    linked = linked_agency(agency_control)
+    lapor_id = next(i for i, c in linked.items() if c["is_secret"] or c["is_anonymous"])
+    flags = {k: linked[lapor_id][k] for k in ("is_secret", "is_anonymous")}
+    control.edit(lapor_id, title="Judul baru dengan nama Budi Santoso")
+    sync = make_sync()
+    run_inbound(sync)
+    agency = linked_agency(agency_control)[lapor_id]
+    assert {k: agency[k] for k in flags} == flags
+    entry = [
+        e for e in sync.audit.entries(lapor_id=lapor_id) if e.action == "agency_update_complaint"
+    ][-1]
+    assert "title" in entry.changed_fields
+    assert "Budi" not in str(entry)

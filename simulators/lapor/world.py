@@ -663,9 +663,9 @@ class World:
                 not isinstance(changes[name], str) or not changes[name].strip()
             ):
                 problems[name] = ["text, not empty"]
-        known = {
-            "category_id": self.categories,
-            "classification_id": {int(k["id"]) for k in seed.CLASSIFICATIONS},
+        known: dict[str, set[object]] = {
+            "category_id": set(self.categories),
+            "classification_id": {k["id"] for k in seed.CLASSIFICATIONS},
         }
         for name, ids in known.items():
             if name in changes and (isinstance(changes[name], bool) or changes[name] not in ids):

@@ -18,12 +18,15 @@ import pytest
 from connector import models as m
 from connector.adapters import AgencyAdapter
 from connector.config import settings_from_mapping
+from connector.errors import ConfigError
 from connector.flows.inbound import run_inbound
 from connector.flows.sla_out import FLOW as SLA_FLOW
+from connector.mappings import check_mappings, load_mappings
 from connector.sync import Sync
 from simulators.agency import AgencyControl
 from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID
+from tests.test_mappings import masters
 from tests.test_sync import adapter, agency_control, agency_system, make_sync, mappings_dir
 
 __all__ = ["adapter", "agency_control", "agency_system", "make_sync", "mappings_dir"]
@@ -323,3 +326,88 @@ def test_a_secret_complaints_flags_survive_an_edit_and_no_text_reaches_the_audit
     ][-1]
     assert "title" in entry.changed_fields
     assert "Budi" not in str(entry)
+
+
+# --- what the mappings decide -----------------------------------------------------------------
+
+
+def edited_copy(mappings_dir: Path, name: str, old: str, new: str) -> Path:
+    path = mappings_dir / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return mappings_dir
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("move_unit: false", "move_unit: sometimes",
+         "categories.yaml: on_lapor_change.move_unit: Input should be a valid boolean"),
+        ("move_unit: false", "move_unti: true",
+         "categories.yaml: on_lapor_change.move_unti: unknown key"),
+    ],
+    ids=["not-a-boolean", "misspelt"],
+)  # fmt: skip
+def test_a_bad_on_lapor_change_setting_is_named_with_its_path(
+    mappings_dir: Path, old: str, new: str, problem: str
+) -> None:
+    """The file and the key, as every mapping problem."""
+    with pytest.raises(ConfigError) as caught:
+        load_mappings(edited_copy(mappings_dir, "categories.yaml", old, new))
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_move_unit_needs_the_units_to_move_to(mappings_dir: Path) -> None:
+    """move_unit: true without units is refused at load, naming the key to add."""
+    text = (mappings_dir / "categories.yaml").read_text(encoding="utf-8")
+    head = text.split("on_lapor_change:")[0]
+    (mappings_dir / "categories.yaml").write_text(
+        head + "on_lapor_change:\n  move_unit: true\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_mappings(mappings_dir)
+    assert caught.value.problems[0].startswith(
+        "categories.yaml: on_lapor_change.units: required with move_unit: true"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "problem"),
+    [
+        ("categories.yaml", "    PTN: KANTAH-BDG ", "    PTN: SEKSI-XX ",
+         "categories.yaml: on_lapor_change.units.PTN: 'SEKSI-XX' is not an agency unit"),
+        ("classifications.yaml", "  4: wbs ", "  #",
+         "classifications.yaml: inbound.4: missing"),
+    ],
+    ids=["unknown-unit", "report-type-without-code"],
+)  # fmt: skip
+def test_mappings_check_finds_the_gaps_of_lapor_changes(
+    mappings_dir: Path, name: str, old: str, new: str, problem: str
+) -> None:
+    """check_mappings names what a LAPOR! change would hit before one does."""
+    problems = check_mappings(load_mappings(edited_copy(mappings_dir, name, old, new)), **masters())
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_with_move_unit_every_agency_category_needs_a_unit(mappings_dir: Path) -> None:
+    """A category no units rule covers (nor a parent's) is a gap once move_unit is true."""
+    edited_copy(mappings_dir, "categories.yaml", "move_unit: false", "move_unit: true")
+    edited_copy(mappings_dir, "categories.yaml", "    YAN: SUBBAG-TU\n", "")
+    problems = check_mappings(load_mappings(mappings_dir), **masters())
+    assert any(
+        p.startswith("categories.yaml: on_lapor_change.units: agency category YAN-PGL")
+        for p in problems
+    ), problems
+
+
+def test_mappings_check_says_what_a_category_change_does(mappings_dir: Path) -> None:
+    """The shipped setting keeps the unit; the check's summary line says so."""
+    assert (
+        load_mappings(mappings_dir)
+        .describe_on_lapor_change()
+        .startswith("a category changed on LAPOR! keeps the agency's unit")
+    )
+    assert check_mappings(load_mappings(mappings_dir), **masters()) == []
+    edited_copy(mappings_dir, "categories.yaml", "move_unit: false", "move_unit: true")
+    assert "moves the complaint" in load_mappings(mappings_dir).describe_on_lapor_change()

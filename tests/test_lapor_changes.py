@@ -411,3 +411,26 @@ def test_mappings_check_says_what_a_category_change_does(mappings_dir: Path) -> 
     assert check_mappings(load_mappings(mappings_dir), **masters()) == []
     edited_copy(mappings_dir, "categories.yaml", "move_unit: false", "move_unit: true")
     assert "moves the complaint" in load_mappings(mappings_dir).describe_on_lapor_change()
+
+
+def test_a_link_made_before_the_fields_were_recorded_compares_from_the_first_change_seen(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """After the upgrade nothing is known of what the agency was told: the first change seen
+    only records it (no PATCH on a guess), the next one is sent."""
+    sync = make_sync()
+    run_inbound(sync)
+    lapor_id, _ = first_linked(sim, agency_control)
+    with sync.store.transaction():
+        sync.store.db.execute("UPDATE links SET lapor_fields = NULL")  # as migration 6 leaves them
+    before = agency_control.writes("patch")
+    control.edit(lapor_id, title="Judul sebelum pembaruan tercatat")
+    run_inbound(make_sync())
+    assert agency_control.writes("patch") == before
+    control.edit(lapor_id, title="Judul sesudahnya")
+    run_inbound(make_sync())
+    assert agency_control.writes("patch") == before + 1
+    assert linked_agency(agency_control)[lapor_id]["title"] == "Judul sesudahnya"

@@ -132,6 +132,9 @@ class AgencySettings(Section):
     retry: RetryPolicy = RetryPolicy()
     proxy: str | None = None
     ca_bundle: PemFile | None = None
+    #: Send each linked complaint's ``sla_state`` (an optional field of the agency contract); off
+    #: by default, since an agency system that does not know the field refuses it (422).
+    push_sla_state: bool = False
 
 
 class StateSettings(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -41,6 +42,9 @@ class Link:
     #: What the last follow-ups read (C3) saw: how many, and the newest one's time.
     followups_seen: int | None = None
     last_followup_at: datetime | None = None
+    #: What the agency was last told of LAPOR!'s own fields (``connector.flows.lapor_changes``);
+    #: None for a link made before it was recorded.
+    lapor_fields: dict[str, Any] | None = None
 
 
 def _link(row: dict[str, Any]) -> Link:
@@ -57,6 +61,7 @@ def _link(row: dict[str, Any]) -> Link:
         agency_updated_at=_time(row["agency_updated_at"]),
         followups_seen=row.get("followups_seen"),
         last_followup_at=_time(row.get("last_followup_at")),
+        lapor_fields=json.loads(row["lapor_fields"]) if row.get("lapor_fields") else None,
     )
 
 
@@ -112,7 +117,14 @@ class Links:
 
     def update(self, lapor_id: int, **columns: Any) -> None:
         """Record what was last seen or written on either side."""
-        values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in columns.items()}
+        values = {
+            k: _iso(v)
+            if isinstance(v, datetime)
+            else json.dumps(v, sort_keys=True)
+            if isinstance(v, dict)
+            else v
+            for k, v in columns.items()
+        }
         values["updated_at"] = _iso(self.store.clock.now())
         assignments = ", ".join(f"{name} = ?" for name in values)
         sql = f"UPDATE links SET {assignments} WHERE lapor_id = ?"  # noqa: S608 (column names are ours)

@@ -57,9 +57,19 @@ class _OutRules(_File):
     fallback: int | None = None
 
 
+class _OnLaporChange(_File):
+    #: False (the default): a category changed on LAPOR! keeps the agency's unit (its own
+    #: routing wins); True: the complaint moves to the unit ``units`` names for the new category.
+    move_unit: bool = False
+    units: dict[
+        str, str
+    ] = {}  #: agency category code -> work unit; a parent's rule covers its children
+
+
 class _Categories(_File):
     inbound: _Rules
     outbound: _OutRules
+    on_lapor_change: _OnLaporChange = _OnLaporChange()
 
 
 class _Statuses(_File):
@@ -72,6 +82,8 @@ class _Statuses(_File):
 
 
 class _Classifications(_File):
+    #: LAPOR! report type -> the agency's code for it (sent when LAPOR! changes a complaint's).
+    inbound: dict[int, str] = {}
     default: int | None = None
     by_category: dict[str, int] = {}
     channels: dict[str, int] = {}
@@ -184,6 +196,36 @@ class Mappings:
             )
         return found
 
+    @property
+    def moves_unit_on_lapor_change(self) -> bool:
+        """Whether a category changed on LAPOR! moves the complaint to another unit."""
+        return self._categories.on_lapor_change.move_unit
+
+    def unit_for_category(self, agency_code: str, *, record: str | None = None) -> str:
+        """The work unit a complaint moves to when LAPOR! changes its category to ``agency_code``."""
+        found = _nearest_rule(
+            agency_code, self._agency_parents, self._categories.on_lapor_change.units, None
+        )
+        if found is None:
+            raise MappingError(
+                f"no work unit for agency category {agency_code!r}{_where(record)}, which LAPOR! "
+                f"changed it to; add it (or a parent) to {self._file('categories.yaml')} under "
+                "on_lapor_change.units, or set on_lapor_change.move_unit: false"
+            )
+        return found
+
+    def describe_on_lapor_change(self) -> str:
+        """What a category change on LAPOR! does to the agency's unit, in one sentence."""
+        if self.moves_unit_on_lapor_change:
+            return (
+                "a category changed on LAPOR! moves the complaint to the unit "
+                "categories.yaml: on_lapor_change.units names (move_unit: true)"
+            )
+        return (
+            "a category changed on LAPOR! keeps the agency's unit "
+            "(categories.yaml: on_lapor_change.move_unit: false)"
+        )
+
     # --- statuses ------------------------------------------------------------------------
 
     def status_to_agency(self, status: ComplaintStatus, *, record: str | None = None) -> str:
@@ -245,6 +287,16 @@ class Mappings:
             f"no LAPOR! report type for agency category {agency_category!r}{_where(record)}; add it to "
             f"{self._file('classifications.yaml')} under by_category, or set default"
         )
+
+    def classification_to_agency(self, report_type: int, *, record: str | None = None) -> str:
+        """The agency's code for a LAPOR! report type (klasifikasi)."""
+        try:
+            return self._classifications.inbound[report_type]
+        except KeyError:
+            raise MappingError(
+                f"no agency code for LAPOR! report type {report_type}{_where(record)}; add it to "
+                f"{self._file('classifications.yaml')} under inbound"
+            ) from None
 
     def channel_for(self, agency_channel: str) -> int:
         """The LAPOR! channel id for an agency channel (the default channel when unlisted)."""
@@ -341,6 +393,16 @@ def load_mappings(directory: str | Path) -> Mappings:
         calendar_path = folder / CALENDAR_FILE
         if calendar_path.exists():
             digest.update(CALENDAR_FILE.encode() + b"\0" + calendar_path.read_bytes() + b"\0")
+    categories = parsed.get("categories.yaml")
+    if (
+        isinstance(categories, _Categories)
+        and categories.on_lapor_change.move_unit
+        and not categories.on_lapor_change.units
+    ):
+        problems.append(
+            "categories.yaml: on_lapor_change.units: required with move_unit: true; give the "
+            "work unit of each agency category (a parent's rule covers its children)"
+        )
     if problems:
         raise ConfigError(problems, str(folder))
     return Mappings(
@@ -415,7 +477,23 @@ def check_mappings(
             problems.append(
                 f"categories.yaml: inbound: LAPOR! category {category.id} ({category.name}) is not covered; add a rule for it or a parent, or set inbound.fallback"
             )
+    for code, unit in cats.on_lapor_change.units.items():
+        if code not in agency_cats:
+            problems.append(
+                f"categories.yaml: on_lapor_change.units.{code}: no such agency category; remove the rule"
+            )
+        if unit not in agency_unit_codes:
+            problems.append(
+                f"categories.yaml: on_lapor_change.units.{code}: {unit!r} is not an agency unit; use one of {sorted(agency_unit_codes)}"
+            )
     for agency_category in agency_categories:
+        if cats.on_lapor_change.move_unit:
+            try:
+                m.unit_for_category(agency_category.code)
+            except MappingError:
+                problems.append(
+                    f"categories.yaml: on_lapor_change.units: agency category {agency_category.code} ({agency_category.name}) is not covered; add a rule for it or a parent, or set move_unit: false"
+                )
         try:
             m.category_to_lapor(agency_category.code)
         except MappingError:
@@ -458,6 +536,14 @@ def check_mappings(
             problems.append(
                 f"classifications.yaml: by_category.{code}: {report_type} is not a LAPOR! report type"
             )
+    for report_type in sorted(classification_ids - set(cls.inbound)):
+        problems.append(
+            f"classifications.yaml: inbound.{report_type}: missing; give the agency's code for this LAPOR! report type"
+        )
+    for report_type in sorted(set(cls.inbound) - classification_ids):
+        problems.append(
+            f"classifications.yaml: inbound.{report_type}: not a LAPOR! report type; remove it"
+        )
     if cls.default is not None and cls.default not in classification_ids:
         problems.append(f"classifications.yaml: default: {cls.default} is not a LAPOR! report type")
 

@@ -381,8 +381,45 @@ class NewAgencyComplaint(Model):
     report_to_lapor: bool = False
 
 
+class SlaStage(str, Enum):
+    """Which service-rule deadline of a complaint is the one that counts now."""
+
+    VERIFY = "verify"  #: verification and disposition, 3 working days after submission
+    FIRST_FOLLOWUP = "first_followup"  #: the institution's first follow-up, 5 working days
+    AUTO_CLOSE = "auto_close"  #: closed by LAPOR! 10 working days after the last follow-up
+    CEILING = "ceiling"  #: the legal ceiling of 60 days (Perpres 76/2013)
+
+
+class SlaStanding(str, Enum):
+    """How a complaint stands against its current deadline."""
+
+    ON_TIME = "on_time"
+    AT_RISK = "at_risk"
+    OVERDUE = "overdue"
+
+
+class SlaState(Model):
+    """Where a complaint stands against the LAPOR! service rules, for the agency to show."""
+
+    stage: SlaStage
+    due: date  #: the day the current stage's deadline falls on (WIB)
+    #: Working days (hari kerja) from the day it was computed until ``due``; negative once overdue.
+    working_days_left: int
+    state: SlaStanding
+
+
+class LaporChange(Model):
+    """Which of LAPOR!'s own fields of a complaint changed there after it reached the agency."""
+
+    fields: tuple[str, ...]  #: of title, content, category, classification
+    at: datetime  #: LAPOR!'s ``updated_at`` of the change
+
+
 class AgencyComplaintPatch(Model):
-    """A partial update of an agency complaint; only the fields set are sent."""
+    """A partial update of an agency complaint; only the fields set are sent.
+
+    ``sla_state`` given as None (explicitly) clears it on the agency side; left out, it is not sent.
+    """
 
     status: str | None = None
     category_code: str | None = None
@@ -392,6 +429,10 @@ class AgencyComplaintPatch(Model):
     is_anonymous: bool | None = None
     title: str | None = None
     content: str | None = None
+    #: The agency's code for the LAPOR! report type (klasifikasi), by classifications.yaml ``inbound``.
+    classification: str | None = None
+    changed_on_lapor: LaporChange | None = None
+    sla_state: SlaState | None = None
 
 
 class AgencyFollowUp(Model):

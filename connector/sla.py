@@ -494,6 +494,9 @@ def review(sync: Any, at_risk_days: int, changed: Iterable[int] = ()) -> list[Sl
     at most every ``FULL_REVIEW_EVERY``, at every open one. Returns the rows that moved."""
     store: StateStore = sync.store
     now = sync.clock.now()
+    pushing = bool(getattr(sync, "sla_push_enabled", False))
+    if pushing:
+        sync.drain("sla")  # pushes a crash or a failure left unfinished
     last = store.cached(_REVIEW_CACHE)
     full = last is None or now - last[1] >= FULL_REVIEW_EVERY
     ids = None if full else sorted(set(changed))
@@ -503,8 +506,20 @@ def review(sync: Any, at_risk_days: int, changed: Iterable[int] = ()) -> list[Sl
     rows = open_rows(store, calendar, now, at_risk_days, lapor_ids=ids)
     facts_of = {f.lapor_id: f for f in SlaFacts(store).all(r.lapor_id for r in rows)}
     moved = []
+    pushes: list[tuple[str, m.SlaState | None]] = []
+    shown = {r.lapor_id for r in rows}
+    closed = [
+        f for f in SlaFacts(store).all(ids)
+        if f.lapor_id not in shown and f.recorded_state not in (None, "")
+    ]  # fmt: skip
+    links = _agency_ids(store)
     with store.transaction():
         keeper = SlaFacts(store)
+        for facts in closed:  # closed or disposed away: no stage any more
+            keeper.set_recorded(facts.lapor_id, state="")
+            agency_id = links.get(facts.lapor_id, (None, True))[0]
+            if agency_id:
+                pushes.append((agency_id, None))
         for row in rows:
             facts = facts_of[row.lapor_id]
             key = _state_key(row)
@@ -525,6 +540,14 @@ def review(sync: Any, at_risk_days: int, changed: Iterable[int] = ()) -> list[Sl
                          due=row.due.isoformat(), working_days_left=row.working_days_left)  # fmt: skip
             keeper.set_recorded(row.lapor_id, state=key)
             moved.append(row)
+            if row.agency_id:
+                pushes.append((row.agency_id, m.SlaState(
+                    stage=m.SlaStage(row.stage), due=row.due,
+                    working_days_left=row.working_days_left, state=m.SlaStanding(row.state),
+                )))  # fmt: skip
         if full:
             store.cache(_REVIEW_CACHE, {"at": now.isoformat()})
+    if pushing:
+        for agency_id, value in pushes:  # each its own intent, committed before it is sent
+            sync.push_sla_state(agency_id, value)
     return moved

@@ -204,6 +204,11 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT 'sla.backfill', '{"done": true}', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
         WHERE NOT EXISTS (SELECT 1 FROM links)
     """,
+    # 7: what the agency was last told of LAPOR!'s own fields of a complaint (fingerprints of
+    # its title and content, its category and report type), so a later change there is sent
+    """
+    ALTER TABLE links ADD COLUMN lapor_fields TEXT
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

@@ -65,6 +65,10 @@ class Sync:
     slots: int = 1
     #: Working days before a due date from which a complaint counts as at risk (``sla``).
     sla_at_risk_days: int = 2
+    #: Whether ``push_sla_state`` sends anything (``agency.push_sla_state``); once the agency
+    #: refused the field in this run, ``sla_state_refused`` stops the rest of the run's pushes.
+    sla_push_enabled: bool = False
+    sla_state_refused: bool = False
 
     def __post_init__(self) -> None:
         self.audit = AuditLog.configured(self.store, self.audit_settings)
@@ -101,6 +105,13 @@ class Sync:
             return True
 
         self.mappings.on_unknown_category = refresh
+
+    def push_sla_state(self, agency_id: str, sla_state: m.SlaState | None) -> Outcome | None:
+        """Send an agency complaint's ``sla_state`` once per distinct state, through the outbox
+        (``connector.flows.sla_out.push_sla_state``); None when nothing was sent."""
+        from connector.flows.sla_out import push_sla_state
+
+        return push_sla_state(self, agency_id, sla_state)
 
     # --- running remote work side by side ---------------------------------------------------
 
@@ -472,7 +483,9 @@ def _agency_create(sync: Sync, item: OutboxItem) -> Executor:
         sync.links.add(origin="lapor", lapor_id=lapor_id, tracking_id=tracking_id, agency_id=result["agency_id"],
                        lapor_status=p["lapor_status"], agency_status=new.status)  # fmt: skip
         # Not yet "in step": the inbound flow marks that once the replies are in too.
-        sync.links.update(lapor_id, lapor_state=p["lapor_state"])
+        sync.links.update(
+            lapor_id, lapor_state=p["lapor_state"], lapor_fields=p.get("lapor_fields")
+        )
 
     return send, lookup, on_done
 
@@ -490,6 +503,7 @@ def _agency_update(sync: Sync, item: OutboxItem) -> Executor:
             changes: dict[str, Any] = {  # lapor_updated_at: set by the flow once all is in
                 "lapor_status": p.get("lapor_status"),
                 "lapor_state": p.get("lapor_state"),
+                "lapor_fields": p.get("lapor_fields"),
             }
             if patch.status is not None:
                 changes["agency_status"] = patch.status
@@ -594,6 +608,8 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
         )
 
     def on_done(result: dict[str, Any]) -> None:
+        from connector.flows.lapor_changes import filed_fields
+
         lapor_id = int(result["lapor_id"])
         sync.links.add(origin="agency", lapor_id=lapor_id, tracking_id=str(result["tracking_id"]),
                        agency_id=new.external_ref, lapor_status=m.ComplaintStatus.UNVERIFIED.value,
@@ -602,7 +618,7 @@ def _lapor_create(sync: Sync, item: OutboxItem) -> Executor:
         state = lapor_state(
             m.ComplaintStatus.UNVERIFIED, new.disposition_id, new.is_secret, new.is_anonymous
         )
-        sync.links.update(lapor_id, lapor_state=state)
+        sync.links.update(lapor_id, lapor_state=state, lapor_fields=filed_fields(new))
         # The write-back of the ids is an intent committed with the create's result: a kill
         # right after this cannot lose it (the next run's drain sends it).
         sync.outbox.enqueue(
@@ -696,7 +712,8 @@ def open_sync(
                         institution_id=settings.lapor.institution_id, intake_user_id=settings.lapor.intake_user_id,
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
                         master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
-                        slots=slots_for(settings), sla_at_risk_days=settings.sla.at_risk_days)  # fmt: skip
+                        slots=slots_for(settings), sla_at_risk_days=settings.sla.at_risk_days,
+                        sla_push_enabled=settings.agency.push_sla_state)  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             keep_pacer(store, lapor)
             sync.load_trees()

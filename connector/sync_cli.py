@@ -543,6 +543,7 @@ def mappings_check(config_path: Path) -> None:
     click.echo(
         f"{settings.mappings.path}: every value on both sides is mapped (version {mappings.version})"
     )
+    click.echo(f"  {mappings.describe_on_lapor_change()}")
 
 
 COMMANDS = (sync_command, resync_command, status_command, quarantine_group, mappings_group)

@@ -432,6 +432,7 @@ def test_complaints_linked_before_the_upgrade_get_their_facts_from_the_listing(
     with sync.store.transaction():  # back to schema 5
         sync.store.db.execute("DROP TABLE sla_facts")
         sync.store.db.execute("DELETE FROM master_data WHERE name LIKE 'sla.%'")
+        sync.store.db.execute("ALTER TABLE links DROP COLUMN lapor_fields")  # schema 7
     sync.store.db.execute("PRAGMA user_version = 5")
     sync.store.close()
     upgraded = make_sync()
@@ -442,3 +443,29 @@ def test_complaints_linked_before_the_upgrade_get_their_facts_from_the_listing(
     control.reset_stats()
     run_inbound(upgraded)
     assert control.stats()["requests"] == {"inbox": 1}
+
+
+def test_the_sla_state_reaches_the_agency_once_when_pushing_is_on(
+    make_sync: Callable[..., Sync], agency_control: Any, clock: FakeClock
+) -> None:
+    sync = make_sync(sla_push_enabled=True)
+    run_inbound(sync)
+    rows = open_rows(sync.store, sync.mappings.calendar, clock.now(), 2)
+    shown = {c["id"]: c.get("sla_state") for c in agency_control.complaints()}
+    assert rows
+    for row in rows:
+        assert shown[row.agency_id] == {
+            "stage": row.stage, "due": row.due.isoformat(),
+            "working_days_left": row.working_days_left, "state": row.state,
+        }  # fmt: skip
+    writes = agency_control.stats()["writes"]
+    clock.advance(7200)
+    run_inbound(sync)  # a full review again: nothing moved, nothing sent
+    assert agency_control.stats()["writes"] == writes
+
+
+def test_the_sla_state_is_not_pushed_by_default(
+    make_sync: Callable[..., Sync], agency_control: Any
+) -> None:
+    run_inbound(make_sync())
+    assert all(c.get("sla_state") is None for c in agency_control.complaints())

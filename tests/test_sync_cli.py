@@ -98,7 +98,9 @@ def test_quarantine_list_retry_and_ack(config: Path, tmp_path: Path, control: Si
 
 def test_mappings_check(config: Path, tmp_path: Path) -> None:
     """The shipped mappings pass; a gap is listed with file and key, exit code 3."""
-    assert "every value on both sides is mapped" in run(config, "mappings", "check").output
+    checked = run(config, "mappings", "check").output
+    assert "every value on both sides is mapped" in checked
+    assert "a category changed on LAPOR! keeps the agency's unit" in checked
     broken = tmp_path / "mappings"
     broken.mkdir()
     for name in ("categories", "statuses", "classifications", "units"):

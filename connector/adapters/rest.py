@@ -430,9 +430,11 @@ class RestAdapter(AgencyAdapter):
         *,
         if_unmodified_since: datetime | None = None,
     ) -> m.AgencyComplaint:
-        body = patch.model_dump(exclude_none=True)
+        body = patch.model_dump(mode="json", exclude_none=True)
         if patch.lapor is not None:
             body["lapor"] = _lapor_ref(patch.lapor)
+        if "sla_state" in patch.model_fields_set and patch.sla_state is None:
+            body["sla_state"] = None  # given as None: cleared on the agency side
         headers = (
             {"If-Unmodified-Since": if_unmodified_since.isoformat(timespec="microseconds")}
             if if_unmodified_since

@@ -17,6 +17,7 @@ from typing import Any
 
 from connector import errors
 from connector import models as m
+from connector.flows.lapor_changes import change_patch, changed_fields, lapor_fields
 from connector.links import Link
 from connector.logs import get_logger
 from connector.sla import SlaFacts, review
@@ -140,6 +141,8 @@ class _Work:
     followups_seen: int | None = None
     last_followup_at: datetime | None = None
     disposed_back: bool = False
+    #: What the agency holds of LAPOR!'s own fields once this run is done (marked in step).
+    lapor_fields: dict[str, Any] | None = None
 
 
 def sync_complaint(
@@ -321,6 +324,7 @@ def _create_intent(sync: Sync, item: _Work, detail: m.Complaint) -> dict[str, An
             "lapor_status": summary.status.value,
             "lapor_updated_at": summary.updated_at.isoformat(),
             "lapor_state": _state(summary),
+            "lapor_fields": lapor_fields(detail),
             "_fields": [
                 "title",
                 "content",
@@ -352,12 +356,19 @@ def _update(sync: Sync, item: _Work, report: InboundReport) -> None:
     if link.agency_id is None:
         item.ok = False  # nothing to write to yet: the link is not complete
         return
-    if link.lapor_state == _state(summary):
+    redisposed = summary.disposition_id != sync.institution_id
+    seen = lapor_fields(summary)
+    # Not ours now: its fields are compared again once it is back (the agency was not told).
+    changed = [] if redisposed else changed_fields(link.lapor_fields, seen)
+    item.lapor_fields = link.lapor_fields if redisposed else {**(link.lapor_fields or {}), **seen}
+    if link.lapor_state == _state(summary) and not changed:
         # Nothing the agency holds changed (a reply, say): no PATCH, only the replies.
         report.unchanged += 1  # checked, and in step once the replies are in
         return
     patch: dict[str, object] = {}
-    redisposed = summary.disposition_id != sync.institution_id
+    if changed:
+        patch.update(change_patch(sync.mappings, summary, changed, record=record))
+        log.info("lapor_change_found", lapor_id=summary.lapor_id, fields=changed)
     disposed_back = not redisposed and link.disposed_away
     if redisposed and not link.disposed_away:
         status = sync.mappings.status_when_redisposed()
@@ -396,6 +407,7 @@ def _update(sync: Sync, item: _Work, report: InboundReport) -> None:
             "lapor_status": summary.status.value,
             "lapor_updated_at": summary.updated_at.isoformat(),
             "lapor_state": _state(summary),
+            "lapor_fields": item.lapor_fields,
             "_fields": sorted(patch),
         },
         lookup={
@@ -440,6 +452,8 @@ def _mark_in_step(sync: Sync, item: _Work) -> None:
     last = item.last_followup_at or item.summary.last_followup_at
     if last is not None:
         changes["last_followup_at"] = last
+    if item.lapor_fields is not None:
+        changes["lapor_fields"] = item.lapor_fields
     sync.links.update(item.summary.lapor_id, **changes)
 
 

@@ -135,6 +135,11 @@ class AgencyControl:
         """An officer edits a complaint (title, content, category, unit, flags...)."""
         self._call("POST", f"complaints/{complaint_id}/edit", fields)
 
+    def refuse_fields(self, *names: str) -> list[str]:
+        """Refuse these PATCH fields from now on (422 naming each), as an older agency system
+        that does not know an optional field does; none given: accept every field again."""
+        return list(self._call("POST", "refuse", {"fields": list(names)})["refused"])
+
     def set_status(self, complaint_id: str, status: str) -> None:
         self._call("POST", f"complaints/{complaint_id}/status", {"status": status})
 

@@ -366,6 +366,14 @@ class Handler(BaseHTTPRequestHandler):
                         }
                     )
                 return {"ok": True}
+            if (method, path) == ("POST", "/_sim/refuse"):
+                # Behave like an agency system that predates optional fields: refuse them (422).
+                names = body.get("fields")
+                if not isinstance(names, list) or not set(names) <= set(store.PATCHABLE):
+                    raise AgencyError(422, "VALIDATION_ERROR", "fields: a list of PATCH fields",
+                                      {"fields": sorted(store.PATCHABLE)})  # fmt: skip
+                store.refused = set(names)
+                return {"refused": sorted(store.refused)}
             if (method, path) == ("POST", "/_sim/complaints"):
                 files = body.pop("files", [])
                 created = store.create_complaint(

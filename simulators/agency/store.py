@@ -8,7 +8,7 @@ import json
 import random
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS complaints (
     title TEXT NOT NULL, content TEXT NOT NULL, category_code TEXT, unit_code TEXT, status TEXT NOT NULL,
     is_secret INTEGER NOT NULL, is_anonymous INTEGER NOT NULL, reporter TEXT, lapor TEXT,
     report_to_lapor INTEGER NOT NULL, attachments TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    incident_date TEXT, tags TEXT
+    incident_date TEXT, tags TEXT, classification TEXT, changed_on_lapor TEXT, sla_state TEXT
 );
 CREATE TABLE IF NOT EXISTS followups (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, complaint_id TEXT NOT NULL, author TEXT NOT NULL,
@@ -59,6 +59,54 @@ CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY, complaint_id TEXT NOT NULL, file_name TEXT NOT NULL, content_type TEXT NOT NULL, data BLOB NOT NULL
 );
 """
+
+
+SLA_STAGES = ("verify", "first_followup", "auto_close", "ceiling")
+SLA_STANDINGS = ("on_time", "at_risk", "overdue")
+LAPOR_FIELDS = ("title", "content", "category", "classification")
+
+
+def _check_sla_state(body: dict[str, Any]) -> dict[str, list[str]]:
+    """Problems of a PATCH's ``sla_state`` (null, or stage, due, working_days_left, state)."""
+    value = body.get("sla_state")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) != {"stage", "due", "working_days_left", "state"}:
+        return {"sla_state": ["an object of stage, due, working_days_left and state, or null"]}
+    problems: dict[str, list[str]] = {}
+    if value["stage"] not in SLA_STAGES:
+        problems["sla_state.stage"] = [f"one of {', '.join(SLA_STAGES)}"]
+    if value["state"] not in SLA_STANDINGS:
+        problems["sla_state.state"] = [f"one of {', '.join(SLA_STANDINGS)}"]
+    days = value["working_days_left"]
+    if not isinstance(days, int) or isinstance(days, bool):
+        problems["sla_state.working_days_left"] = ["an integer"]
+    try:
+        date.fromisoformat(str(value["due"]))
+        if len(str(value["due"])) != 10:
+            raise ValueError
+    except ValueError:
+        problems["sla_state.due"] = ["a date, YYYY-MM-DD"]
+    return problems
+
+
+def _check_changed_on_lapor(body: dict[str, Any]) -> dict[str, list[str]]:
+    """Problems of a PATCH's ``changed_on_lapor`` (null, or fields and at)."""
+    value = body.get("changed_on_lapor")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) != {"fields", "at"}:
+        return {"changed_on_lapor": ["an object of fields and at, or null"]}
+    problems: dict[str, list[str]] = {}
+    names = value["fields"]
+    if not isinstance(names, list) or not names or not set(names) <= set(LAPOR_FIELDS):
+        problems["changed_on_lapor.fields"] = [f"a non-empty list of {', '.join(LAPOR_FIELDS)}"]
+    try:
+        if datetime.fromisoformat(str(value["at"])).utcoffset() is None:
+            raise ValueError
+    except ValueError:
+        problems["changed_on_lapor.at"] = ["ISO 8601 with an offset"]
+    return problems
 
 
 class AgencyError(Exception):
@@ -96,10 +144,13 @@ class AgencyStore:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(SCHEMA)
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(complaints)")}
-        for column in ("incident_date", "tags"):  # files made before these optional fields
+        optional = ("incident_date", "tags", "classification", "changed_on_lapor", "sla_state")
+        for column in optional:  # files made before these optional fields
             if column not in columns:
                 self.db.execute(f"ALTER TABLE complaints ADD COLUMN {column} TEXT")
         self._last = datetime.now(timezone.utc)
+        #: Optional fields this system refuses like an older agency system (``/_sim/refuse``).
+        self.refused: set[str] = set()
         if self.db.execute("SELECT count(*) FROM complaints").fetchone()[0] == 0:
             self._seed(complaints, seed)
 
@@ -163,7 +214,9 @@ class AgencyStore:
             "reporter": json.loads(row["reporter"]) if row["reporter"] else None,
             "lapor": json.loads(row["lapor"]) if row["lapor"] else None,
             "report_to_lapor": bool(row["report_to_lapor"]), "attachments": json.loads(row["attachments"]),
-            "incident_date": row["incident_date"], "tags": row["tags"],
+            "incident_date": row["incident_date"], "tags": row["tags"], "classification": row["classification"],
+            "changed_on_lapor": json.loads(row["changed_on_lapor"]) if row["changed_on_lapor"] else None,
+            "sla_state": json.loads(row["sla_state"]) if row["sla_state"] else None,
             "created_at": row["created_at"], "updated_at": row["updated_at"],
         }  # fmt: skip
 
@@ -264,7 +317,12 @@ class AgencyStore:
         "is_anonymous",
         "title",
         "content",
+        "classification",
+        "changed_on_lapor",
+        "sla_state",
     )
+    #: Fields stored as JSON.
+    STRUCTURED = ("lapor", "changed_on_lapor", "sla_state")
 
     def patch_complaint(
         self, complaint_id: str, body: dict[str, Any], if_unmodified_since: str | None
@@ -281,15 +339,17 @@ class AgencyStore:
                 row["updated_at"]
             ):  # the same instant, whatever the offset
                 raise AgencyError(409, "CONFLICT", "the complaint changed since you read it")
-        unknown = set(body) - set(self.PATCHABLE)
+        unknown = set(body) - (set(self.PATCHABLE) - self.refused)
         fields: dict[str, list[str]] = {name: ["cannot be changed"] for name in unknown}
         self._check_codes(body, fields)
+        fields.update(_check_sla_state(body) if "sla_state" not in unknown else {})
+        fields.update(_check_changed_on_lapor(body) if "changed_on_lapor" not in unknown else {})
         if fields:
             raise AgencyError(422, "VALIDATION_ERROR", "invalid change", fields)
         values = {
             k: (
                 json.dumps(v)
-                if k == "lapor" and v is not None
+                if k in self.STRUCTURED and v is not None
                 else int(v)
                 if k in ("is_secret", "is_anonymous")
                 else v

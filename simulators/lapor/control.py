@@ -118,6 +118,13 @@ class SimControl:
             {"complaint_id": complaint_id, "institution_id": institution_id},
         )
 
+    def edit(self, complaint_id: int, **changes: Any) -> list[str]:
+        """An admin edits a complaint on LAPOR! (``title``, ``content``, ``category_id``,
+        ``classification_id``): ``updated_at`` moves and C2's history gets an ``edit`` entry.
+        Returns the fields that changed."""
+        body = {"complaint_id": complaint_id, **changes}
+        return [str(name) for name in self._call("POST", "admin/edit", body)["changed"]]
+
     def archive(self, complaint_id: int) -> None:
         self._call("POST", "admin/archive", {"complaint_id": complaint_id})
 

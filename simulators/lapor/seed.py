@@ -85,6 +85,8 @@ TEMPLATES = [
      "content": "{{ institution_from }} menyatakan bukan wewenang; diteruskan kepada {{institution_to}}"},
     {"template_code": "auto_close", "title": "Selesai Otomatis", "type": "log",
      "content": "Laporan ditutup otomatis: status {{status_old}} menjadi {{status_new}}"},
+    {"template_code": "edit", "title": "Perubahan Data Laporan", "type": "log",
+     "content": "{{institution_from}} mengubah data laporan"},
 ]  # fmt: skip
 
 SUBJECTS = {

@@ -176,6 +176,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE links ADD COLUMN last_followup_at TEXT;
     CREATE TABLE pacer (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)
     """,
+    # migration: attachments
+    # LAPOR! files (a complaint's, or a reply's) already stored in the agency system, so none is
+    # fetched (C9) or uploaded twice
+    """
+    CREATE TABLE attachment_links (
+        lapor_file_id INTEGER PRIMARY KEY,
+        agency_attachment_id TEXT NOT NULL,
+        lapor_id INTEGER NOT NULL,
+        agency_id TEXT NOT NULL,
+        lapor_followup_id INTEGER,
+        created_at TEXT NOT NULL
+    )
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

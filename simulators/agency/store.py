@@ -411,3 +411,12 @@ class AgencyStore:
             "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
             [key, route, hashlib.sha256(body).hexdigest(), status, json.dumps(response)],
         )
+
+
+#: A small valid PDF (one blank page): the letter an officer attaches to a follow-up in the demo.
+SURAT_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)

@@ -248,7 +248,10 @@ def test_an_upload_whose_answer_was_lost_is_retried_without_a_second_copy(
     Idempotency-Key gets the first answer, and the complaint has one file."""
     lapor_id = citizen_complaint(control, PHOTO)
     agency_control.add_fault("upload", "drop_after_commit", count=1)
-    run_inbound(make_sync())
+    sync = make_sync()
+    report = run_inbound(sync)
+    assert report.attachments == 1  # done, not refused as a key reused with another body
+    assert sync.store.quarantined() == []
     assert len(agency_complaint(agency_control, lapor_id)["attachments"]) == 1
     assert agency_control.requests("upload") == 2
     assert agency_control.writes("upload") == 1

@@ -191,6 +191,50 @@ class OutboxSettings(Section):
     max_delay_seconds: float = Field(default=21_600.0, ge=0, le=604_800)
 
 
+#: File types both systems take (LAPOR!'s C8 list [OBS]).
+ATTACHMENT_TYPES = ("jpg", "jpeg", "png", "pdf", "doc", "docx", "xls", "xlsx")
+
+
+class AttachmentSettings(Section):
+    """Limits on the files carried between the two systems (a citizen's photo, an agency PDF).
+
+    A file over ``max_bytes`` or of a type not in ``allowed_types`` is quarantined, naming the
+    file and the limit; the complaint or follow-up it belongs to goes on without it.
+    """
+
+    #: Largest file, in bytes (LAPOR! takes at most 10 MB a file).
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
+    #: File name extensions carried, lower case without the dot.
+    allowed_types: tuple[str, ...] = ATTACHMENT_TYPES
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _check_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        types = tuple(t.strip().lower().lstrip(".") for t in value)
+        bad = [t for t in types if not re.fullmatch(r"[a-z0-9]{1,10}", t)]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not a file extension; write them like jpg, pdf (no dot, no path)"
+            )
+        return types
+
+    def refusal(self, extension: str | None, size: int | None) -> str | None:
+        """Why a file of this type and size is not carried (naming the limit and the fix), or None."""
+        kind = (extension or "").lower().lstrip(".")
+        if kind not in self.allowed_types:
+            return (
+                f"type .{kind or '?'} is not carried (attachments.allowed_types: "
+                f"{', '.join(self.allowed_types)}); convert the file, or add the type if both "
+                "systems take it"
+            )
+        if size is not None and size > self.max_bytes:
+            return (
+                f"{size} bytes, over attachments.max_bytes ({self.max_bytes}); shrink the file, "
+                "or raise the limit (LAPOR! itself takes at most 10 MB)"
+            )
+        return None
+
+
 class MappingsSettings(Section):
     """Where the mapping files are."""
 
@@ -244,6 +288,7 @@ class Settings(Section):
     outbox: OutboxSettings = OutboxSettings()
     sync: SyncSettings = SyncSettings()
     sla: SlaSettings = SlaSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     logging: LoggingSettings = LoggingSettings()
     audit: AuditSettings = AuditSettings()
 

@@ -190,3 +190,41 @@ class Links:
             "SELECT lapor_followup_id FROM followup_links WHERE lapor_id = ?", [lapor_id]
         )
         return {row[0] for row in rows.fetchall()}
+
+    def agency_followup_id(self, lapor_followup_id: int) -> str | None:
+        """The agency follow-up a LAPOR! follow-up is linked to, if any."""
+        row = self.store.db.execute(
+            "SELECT agency_followup_id FROM followup_links WHERE lapor_followup_id = ?",
+            [lapor_followup_id],
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- attachments ---------------------------------------------------------------------
+
+    def link_attachment(
+        self,
+        *,
+        lapor_file_id: int,
+        agency_attachment_id: str,
+        lapor_id: int,
+        agency_id: str,
+        lapor_followup_id: int | None,
+    ) -> None:
+        """Record a LAPOR! file as stored in the agency system (idempotent)."""
+        self.store.db.execute(
+            """
+            INSERT INTO attachment_links (lapor_file_id, agency_attachment_id, lapor_id, agency_id,
+                                          lapor_followup_id, created_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """,
+            [lapor_file_id, agency_attachment_id, lapor_id, agency_id, lapor_followup_id,
+             _iso(self.store.clock.now())],
+        )  # fmt: skip
+
+    def attachment_linked(self, lapor_file_id: int) -> bool:
+        """True if this LAPOR! file is already stored in the agency system."""
+        row = self.store.db.execute(
+            "SELECT 1 FROM attachment_links WHERE lapor_file_id = ?", [lapor_file_id]
+        ).fetchone()
+        return row is not None

@@ -445,6 +445,7 @@ class AgencyFollowUp(Model):
     is_secret: bool = False
     status_after: str | None = None
     lapor_followup_id: int | None = None
+    attachments: tuple[AgencyAttachment, ...] = ()
     created_at: datetime
     updated_at: datetime
 

@@ -209,6 +209,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE links ADD COLUMN lapor_fields TEXT
     """,
+    # 8: LAPOR! files (a complaint's, or a reply's) already stored in the agency system, so none is
+    # fetched (C9) or uploaded twice
+    """
+    CREATE TABLE attachment_links (
+        lapor_file_id INTEGER PRIMARY KEY,
+        agency_attachment_id TEXT NOT NULL,
+        lapor_id INTEGER NOT NULL,
+        agency_id TEXT NOT NULL,
+        lapor_followup_id INTEGER,
+        created_at TEXT NOT NULL
+    )
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

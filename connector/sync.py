@@ -21,7 +21,13 @@ from connector import models as m
 from connector.adapters import AgencyAdapter, make_adapter
 from connector.audit import AuditLog
 from connector.clock import Clock
-from connector.config import AuditSettings, OutboxSettings, Settings, slots_for
+from connector.config import (
+    AttachmentSettings,
+    AuditSettings,
+    OutboxSettings,
+    Settings,
+    slots_for,
+)
 from connector.installation import check_installation
 from connector.lapor.client import MAX_FILE_BYTES, LaporClient, content_fingerprint
 from connector.lapor.transport import pacer_key
@@ -69,6 +75,7 @@ class Sync:
     #: refused the field in this run, ``sla_state_refused`` stops the rest of the run's pushes.
     sla_push_enabled: bool = False
     sla_state_refused: bool = False
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog.configured(self.store, self.audit_settings)
@@ -276,8 +283,17 @@ class Sync:
         if item.target == "lapor" and isinstance(error, errors.NotDisposed):
             self._resolve_not_disposed(item, error)
             return
-        if item.target == "lapor" and isinstance(error, errors.RecordRejected):
+        if item.target == "lapor" and (
+            isinstance(error, errors.RecordRejected)
+            # a follow-up's file the agency could not give: the C4 was never sent
+            or (item.operation == "lapor_add_followup" and isinstance(error, errors.RecordError))
+        ):
             self._set_aside_rejected(item, error)
+            return
+        if item.operation == "agency_add_attachment" and isinstance(
+            error, (errors.RecordError, errors.NotFound)
+        ):
+            self._set_aside_file(item, error)
             return
         with self.store.transaction():
             self.record(flow=item.flow, direction=_direction(item), action=item.operation, outcome=audit_outcome,
@@ -359,7 +375,25 @@ class Sync:
         else:
             mark_redisposed(self, lapor_id)
 
-    def _set_aside_rejected(self, item: OutboxItem, error: errors.RecordRejected) -> None:
+    def _set_aside_file(self, item: OutboxItem, error: errors.ConnectorError) -> None:
+        """A LAPOR! file too big, gone (404) or refused by the agency: quarantine it with the
+        reason and the fix, and free the write's key so a replay sends it afresh."""
+        from connector.flows.attachments import FLOW, record_id, refusal_of_download
+
+        p = item.payload
+        lapor_id, file_id = int(p["lapor_id"]), int(p["file_id"])
+        reason = refusal_of_download(error, lapor_id, file_id, self.attachments.max_bytes)
+        with self.store.transaction():
+            self.outbox.resolve(item, f"set aside: {_code(error)}", set_aside=True)
+            self.store.quarantine(
+                m.InvalidRecord(source=FLOW, record_id=record_id(lapor_id, file_id),
+                                problems=reason.problems, raw={"lapor_id": lapor_id, "file_id": file_id})
+            )  # fmt: skip
+            self.record(flow=item.flow, direction=_direction(item), action=item.operation,
+                        outcome="quarantined", error_code=_code(error), **_ids(item, {}))  # fmt: skip
+        log.warning("attachment_set_aside", lapor_id=lapor_id, file_id=file_id, reason=_code(error))
+
+    def _set_aside_rejected(self, item: OutboxItem, error: errors.RecordError) -> None:
         """400/413/422: LAPOR! refused the record; quarantine it (with the field errors) so it is
         replayed from the agency's current data after the fix, and free the write's key."""
         source, record_id = _quarantine_source(item)
@@ -486,6 +520,7 @@ def _agency_create(sync: Sync, item: OutboxItem) -> Executor:
         sync.links.update(
             lapor_id, lapor_state=p["lapor_state"], lapor_fields=p.get("lapor_fields")
         )
+        _enqueue_files(sync, p, lapor_id, tracking_id, result["agency_id"], None, None)
 
     return send, lookup, on_done
 
@@ -528,6 +563,8 @@ def _agency_followup(sync: Sync, item: OutboxItem) -> Executor:
     def on_done(result: dict[str, Any]) -> None:
         sync.links.link_followup(lapor_followup_id=int(p["lapor_followup_id"]), agency_followup_id=result["agency_followup_id"],
                                  lapor_id=int(p["lapor_id"]), agency_id=p["agency_id"], direction="inbound")  # fmt: skip
+        _enqueue_files(sync, p, int(p["lapor_id"]), str(item.lookup.get("tracking_id") or p["lapor_id"]),
+                       p["agency_id"], int(p["lapor_followup_id"]), result["agency_followup_id"])  # fmt: skip
 
     return (
         send,
@@ -536,15 +573,81 @@ def _agency_followup(sync: Sync, item: OutboxItem) -> Executor:
     )  # the Idempotency-Key makes a re-send return the first result
 
 
+def _enqueue_files(sync: Sync, p: dict[str, Any], lapor_id: int, tracking_id: str, agency_id: str,
+                   lapor_followup_id: int | None, agency_followup_id: str | None) -> None:  # fmt: skip
+    """The writes of a complaint's or a reply's LAPOR! files, committed with its own result."""
+    from connector.flows.attachments import FileJob, enqueue_allowed, files_of
+
+    jobs = [FileJob(lapor_id, tracking_id, agency_id, f, lapor_followup_id, agency_followup_id)
+            for f in files_of(p.get("attachments", []))]  # fmt: skip
+    enqueue_allowed(sync, jobs)
+
+
+def _agency_attachment(sync: Sync, item: OutboxItem) -> Executor:
+    """A LAPOR! file (C9) stored in the agency system, keyed by its file id."""
+    from connector.flows.attachments import content_type
+
+    p = item.payload
+    lapor_id, file_id, name = int(p["lapor_id"]), int(p["file_id"]), str(p["file_name"])
+
+    def send() -> dict[str, Any]:
+        data = sync.lapor.download(lapor_id, file_id, max_bytes=sync.attachments.max_bytes)
+        stored = sync.agency.upload_attachment(
+            p["agency_id"], (name, data, content_type(name)), idempotency_key=item.key,
+            followup_id=p.get("agency_followup_id"),
+        )  # fmt: skip
+        return {"agency_attachment_id": stored.id}
+
+    def on_done(result: dict[str, Any]) -> None:
+        sync.links.link_attachment(lapor_file_id=file_id, agency_attachment_id=result["agency_attachment_id"],
+                                   lapor_id=lapor_id, agency_id=p["agency_id"],
+                                   lapor_followup_id=p.get("lapor_followup_id"))  # fmt: skip
+        sync.store.release("inbound", f"{lapor_id}/{file_id}")
+
+    # The Idempotency-Key makes a re-send (download again, upload again) return the first file.
+    return send, lambda: None, on_done
+
+
+def _agency_file(sync: Sync, attachment: m.AgencyAttachment, owner: str) -> tuple[str, bytes, str]:
+    """An agency follow-up's file, to go with its C4; a refusal names the file and the fix."""
+    from connector.flows.attachments import content_type
+
+    try:
+        data = sync.agency.download_attachment(attachment, max_bytes=sync.attachments.max_bytes)
+    except (errors.NotFound, errors.RecordError) as error:
+        why = (
+            "the agency system answered 404 for it"
+            if isinstance(error, errors.NotFound)
+            else f"it is over attachments.max_bytes ({sync.attachments.max_bytes} bytes) or "
+            "not in the agency API"
+        )
+        raise errors.RecordNotSendable(
+            f"agency follow-up {owner}: attachment {attachment.id} could not be fetched",
+            [errors.FieldProblem(f"attachments[{attachment.id}]", f"{why}; fix or remove the file in "
+                                 "the agency system, then run `lapor-connector quarantine retry`")],
+            record_id=owner,
+        ) from None  # fmt: skip
+    ctype = attachment.content_type or content_type(attachment.file_name)
+    return attachment.file_name, data, ctype
+
+
 def _lapor_followup(sync: Sync, item: OutboxItem) -> Executor:
     p = item.payload
     lapor_id = int(p["complaint_id"])
     followup = m.NewFollowUp(
         complaint_id=lapor_id, content=p["content"], is_secret=bool(p["is_secret"])
     )
+    attachments = [m.AgencyAttachment.model_validate(a) for a in p.get("attachments", [])]
 
     def send() -> dict[str, Any]:
-        return {"lapor_followup_id": sync.lapor.add_followup(followup).id}
+        # The files ride with the C4 as attachment[i]: fetched from the agency at each attempt
+        # (before the post, so a refused file means the follow-up was never sent).
+        files = tuple(_agency_file(sync, a, str(p["agency_followup_id"])) for a in attachments)
+        return {
+            "lapor_followup_id": sync.lapor.add_followup(
+                followup.model_copy(update={"files": files})
+            ).id
+        }
 
     def lookup() -> dict[str, Any] | None:
         # Only follow-ups not yet linked to another agency follow-up can be this one.
@@ -654,6 +757,7 @@ EXECUTORS: dict[str, Callable[[Sync, OutboxItem], Executor]] = {
     "lapor_process": _lapor_process,
     "lapor_create_complaint": _lapor_create,
     "lapor_reject": _lapor_reject,
+    "agency_add_attachment": _agency_attachment,
 }
 
 
@@ -713,7 +817,7 @@ def open_sync(
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
                         master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
                         slots=slots_for(settings), sla_at_risk_days=settings.sla.at_risk_days,
-                        sla_push_enabled=settings.agency.push_sla_state)  # fmt: skip
+                        sla_push_enabled=settings.agency.push_sla_state, attachments=settings.attachments)  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             keep_pacer(store, lapor)
             sync.load_trees()

@@ -18,7 +18,12 @@ from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 from connector.flows import FLOWS, run_flow
 from connector.flows.followups_out import resync_agency_followup
-from connector.flows.inbound import InboundReport, resync_complaint, run_inbound
+from connector.flows.inbound import (
+    InboundReport,
+    quarantined_complaint,
+    resync_complaint,
+    run_inbound,
+)
 from connector.flows.intake_out import IntakeReport, resync_agency_complaint
 from connector.mappings import check_mappings, load_mappings
 from connector.outbox import Outbox
@@ -197,8 +202,9 @@ def _replay(
     source, record_id = entry.source, entry.record_id
     if not record_id:
         return
-    if source == "inbound" and record_id.isdigit():
-        resync_complaint(sync, int(record_id), inbound)
+    lapor_id = quarantined_complaint(source, record_id)
+    if lapor_id is not None:  # a complaint, or one of its files
+        resync_complaint(sync, lapor_id, inbound)
     elif source == "intake_out":
         resync_agency_complaint(sync, record_id, intake)
     elif source == "followups_out":

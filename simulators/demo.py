@@ -14,6 +14,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import requests
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -25,7 +26,9 @@ from connector.daemon import Daemon
 from connector.logs import configure
 from connector.state import StateStore
 from simulators.agency import AgencyControl, AgencySystem
+from simulators.agency.store import SURAT_PDF
 from simulators.lapor import LaporSimulator, SimControl
+from simulators.lapor.seed import FOTO_JPG
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 AGENCY_TOKEN = "demo-agency-token"  # noqa: S105 (the demo system's own token)
@@ -103,13 +106,15 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
                 complaint["lapor"]["id"], "Mohon kabar perkembangannya, terima kasih."
             )
         fresh = lapor_control.submit(title="Pungutan liar saat balik nama sertifikat",
-                                     content="Petugas meminta biaya tambahan di luar tarif PNBP.", category_id=740)  # fmt: skip
+                                     content="Petugas meminta biaya tambahan di luar tarif PNBP.", category_id=740,
+                                     files=[("foto.jpg", FOTO_JPG, "image/jpeg")])  # fmt: skip
         lapor_control.dispose(fresh, lapor.institution_id)
         if len(open_ones) > 2:
             agency_control.add_staff_followup(
                 open_ones[2]["id"],
                 "Tim sudah meninjau lokasi dan memeriksa berkas.",
                 status_after="diproses",
+                files=[("surat-balasan.pdf", SURAT_PDF, "application/pdf")],
             )
         if len(open_ones) > 3:
             agency_control.add_staff_followup(
@@ -138,6 +143,7 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
 
         _summary(console, settings.state.path, lapor, agency_control)
         _sla(console, settings)
+        _attachments(console, fresh, lapor, agency, agency_control)
         console.print(
             f"\nthe audit log: lapor-connector log --config {state_dir / 'config.yaml'}   (and: log verify, log timeline <tracking id>, status)"
         )
@@ -162,6 +168,40 @@ def _sla(console: Console, settings: Settings) -> None:
         f"{states['on_time']} on time (working days, national holidays and cuti bersama; "
         "lapor-connector sla lists them by due date)"
     )
+
+
+def _attachments(
+    console: Console, photo_on: int, lapor: LaporSimulator, agency: AgencySystem,
+    agency_control: AgencyControl,
+) -> None:  # fmt: skip
+    """One line each: the citizen's photo as the agency system serves it, the agency's PDF as
+    LAPOR! holds it (compared byte for byte with what was attached)."""
+    complaint = next(
+        (c for c in agency_control.complaints() if (c["lapor"] or {}).get("id") == photo_on), None
+    )
+    photo = next(
+        (a for a in (complaint or {}).get("attachments", []) if a["file_name"] == "foto.jpg"), None
+    )
+    served = b""
+    if photo is not None:
+        session = requests.Session()
+        session.trust_env = False
+        served = session.get(
+            photo["url"], headers={"Authorization": f"Bearer {agency.token}"}, timeout=10
+        ).content
+    console.print(
+        f"citizen's photo foto.jpg downloadable from the agency system: "
+        f"{'yes, ' + photo['url'] if photo and served == FOTO_JPG else 'NO'}"
+    )
+    held = [
+        lapor.state.uploads[i]
+        for items in lapor.state.followups.values()
+        for f in items
+        for i in f.get("attachments", [])
+        if f["author_type"] == "institution"
+    ]
+    pdf = any(u["file_name"] == "surat-balasan.pdf" and u["data"] == SURAT_PDF for u in held)
+    console.print(f"agency follow-up PDF surat-balasan.pdf on LAPOR!: {'yes, with the file' if pdf else 'NO'}")  # fmt: skip
 
 
 def _summary(

@@ -30,4 +30,6 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert count("duplicate follow-ups on LAPOR!") == 0
     assert count("records quarantined") == 1
     assert "chain intact" in text
+    assert "citizen's photo foto.jpg downloadable from the agency system: yes, http" in text
+    assert "agency follow-up PDF surat-balasan.pdf on LAPOR!: yes, with the file" in text
     assert (tmp_path / "demo" / "state.sqlite").exists()

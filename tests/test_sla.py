@@ -433,6 +433,7 @@ def test_complaints_linked_before_the_upgrade_get_their_facts_from_the_listing(
         sync.store.db.execute("DROP TABLE sla_facts")
         sync.store.db.execute("DELETE FROM master_data WHERE name LIKE 'sla.%'")
         sync.store.db.execute("ALTER TABLE links DROP COLUMN lapor_fields")  # schema 7
+        sync.store.db.execute("DROP TABLE attachment_links")  # schema 8
     sync.store.db.execute("PRAGMA user_version = 5")
     sync.store.close()
     upgraded = make_sync()

@@ -101,5 +101,17 @@ class AgencyAdapter(ABC):
         """An attachment's content (at most ``max_bytes``)."""
 
     @abstractmethod
+    def upload_attachment(
+        self,
+        complaint_id: str,
+        file: tuple[str, bytes, str],
+        *,
+        idempotency_key: str,
+        followup_id: str | None = None,
+    ) -> AgencyAttachment:
+        """Attach a file (name, bytes, content type) to a complaint, or to one of its follow-ups;
+        the same key never attaches a second copy."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""

@@ -121,6 +121,7 @@ class _FollowUp(_Wire):
     is_secret: bool = False
     status_after: Text | None = None
     lapor_followup_id: Annotated[Number, Field(gt=0)] | None = None
+    attachments: list[_Attachment] = []
     created_at: IsoTime
     updated_at: IsoTime
 
@@ -141,7 +142,15 @@ def _complaint(raw: object) -> m.AgencyComplaint:
 
 
 def _followup(raw: object) -> m.AgencyFollowUp:
-    return m.AgencyFollowUp(**_validate(_FollowUp, raw, "follow-up").model_dump())
+    f = _validate(_FollowUp, raw, "follow-up")
+    return m.AgencyFollowUp(
+        **f.model_dump(exclude={"attachments"}),
+        attachments=tuple(m.AgencyAttachment(**a.model_dump()) for a in f.attachments),
+    )
+
+
+def _attachment(raw: object) -> m.AgencyAttachment:
+    return m.AgencyAttachment(**_validate(_Attachment, raw, "attachment").model_dump())
 
 
 W = TypeVar("W", bound=_Wire)
@@ -279,13 +288,14 @@ class RestAdapter(AgencyAdapter):
     # --- HTTP ----------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-              json: Any = None, headers: Mapping[str, str] | None = None) -> Any:  # fmt: skip
+              json: Any = None, headers: Mapping[str, str] | None = None,
+              files: list[tuple[str, tuple[str, bytes, str]]] | None = None) -> Any:  # fmt: skip
         label = f"agency {method} {path}"
 
         def attempt() -> Any:
             self.requests_sent += 1
             response = send(self.session, method, self.base_url + path, label=label, timeout=self._timeout,
-                            params=params, json=json, headers=headers)  # fmt: skip
+                            params=params, json=json, headers=headers, files=files)  # fmt: skip
             return self._decode(response, label)
 
         # Reads are idempotent; creating writes carry an Idempotency-Key and PATCH sets fields,
@@ -465,6 +475,26 @@ class RestAdapter(AgencyAdapter):
                 "POST",
                 f"/complaints/{_path(complaint_id)}/followups",
                 json=new.model_dump(),
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        )
+
+    def upload_attachment(
+        self,
+        complaint_id: str,
+        file: tuple[str, bytes, str],
+        *,
+        idempotency_key: str,
+        followup_id: str | None = None,
+    ) -> m.AgencyAttachment:
+        path = f"/complaints/{_path(complaint_id)}"
+        if followup_id is not None:
+            path += f"/followups/{_path(followup_id)}"
+        return _attachment(
+            self._call(
+                "POST",
+                path + "/attachments",
+                files=[("file", file)],
                 headers={"Idempotency-Key": idempotency_key},
             )
         )

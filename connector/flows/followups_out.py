@@ -87,7 +87,7 @@ def push_followup(
         "tracking_id": link.tracking_id,
         "agency_id": followup.complaint_id,
     }
-    problems = [] if posted else sync.lapor.followup_problems(followup.content)
+    problems = [] if posted else _problems(sync, followup)
     if problems and sync.outbox.get(f"lapor.followup:{followup.id}") is None:
         error = errors.RecordNotSendable(
             f"agency follow-up {followup.id} would be refused by LAPOR!; fix it in the agency "
@@ -114,7 +114,9 @@ def push_followup(
                 "is_secret": followup.is_secret,
                 "agency_id": followup.complaint_id,
                 "agency_followup_id": followup.id,
-                "_fields": ["content"],
+                # Sent with the C4 as attachment[i] (one request; C8 ids are for C7 creates).
+                "attachments": [a.model_dump(mode="json") for a in followup.attachments],
+                "_fields": ["content", "attachments"] if followup.attachments else ["content"],
             },
             lookup={**ids, "fingerprint": content_fingerprint(followup.content)},
         )
@@ -154,6 +156,21 @@ def push_followup(
             ):  # so the intake pass does not act on the same change again
                 sync.links.update(link.lapor_id, agency_status=followup.status_after)
     return True
+
+
+def _problems(sync: Sync, followup: m.AgencyFollowUp) -> list[errors.FieldProblem]:
+    """Why this follow-up and its files would not reach LAPOR! (its text, LAPOR!'s file rules,
+    ``attachments`` limits); files are named by their agency id, never by their name."""
+    files = followup.attachments
+    problems = sync.lapor.followup_problems(
+        followup.content, [(a.file_name, a.size) for a in files]
+    )
+    for attachment in files:
+        kind = attachment.file_name.rsplit(".", 1)[-1] if "." in attachment.file_name else ""
+        refusal = sync.attachments.refusal(kind, attachment.size)
+        if refusal is not None:
+            problems.append(errors.FieldProblem(f"attachments[{attachment.id}]", refusal))
+    return problems
 
 
 def _raw(followup: m.AgencyFollowUp) -> dict[str, object]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from connector import errors
 from connector import models as m
+from connector.flows.attachments import FileJob, parse_record_id, transfer
 from connector.flows.lapor_changes import change_patch, changed_fields, lapor_fields
 from connector.links import Link
 from connector.logs import get_logger
@@ -40,6 +41,7 @@ class InboundReport:
     created: int = 0
     updated: int = 0
     replies: int = 0
+    attachments: int = 0
     unchanged: int = 0
     skipped: int = 0
     quarantined: int = 0
@@ -61,7 +63,9 @@ def run_inbound(
     finished = {
         int(o.item.payload["lapor_id"])
         for o in sync.drain(FLOW)
-        if o.state == "done" and isinstance(o.item.payload.get("lapor_id"), int)
+        if o.state == "done"
+        and isinstance(o.item.payload.get("lapor_id"), int)
+        and o.item.operation != "agency_add_attachment"  # a file owes its complaint nothing
     }
     for lapor_id in sorted(finished):
         # A write interrupted by a crash (or retried) finished only now: its complaint still
@@ -143,6 +147,8 @@ class _Work:
     disposed_back: bool = False
     #: What the agency holds of LAPOR!'s own fields once this run is done (marked in step).
     lapor_fields: dict[str, Any] | None = None
+    #: The citizen's replies and the admin's notes the follow-ups read (C3) found.
+    replies: list[m.FollowUp] = field(default_factory=list)
 
 
 def sync_complaint(
@@ -195,13 +201,15 @@ def sync_page(
             # Not ours now (only previously), or one we filed ourselves (the intake flow links it).
             report.skipped += 1
             continue
-        work.append(_Work(summary, link, new=link is None, force=force))
+        detail = summary if isinstance(summary, m.Complaint) else None
+        work.append(_Work(summary, link, new=link is None, force=force, detail=detail))
 
     _create_all(sync, [w for w in work if w.new], report)
     for item in work:
         if not item.new:
             _guarded(sync, item, report, partial(_update, sync, item, report))
     _replies_all(sync, [w for w in work if w.ok], report)
+    _attachments_all(sync, [w for w in work if w.ok], report)
     done = [w for w in work if w.ok and w.complete]
     facts = SlaFacts(sync.store)
     known = facts.known(s.lapor_id for s in unchanged) if unchanged else set()
@@ -325,6 +333,8 @@ def _create_intent(sync: Sync, item: _Work, detail: m.Complaint) -> dict[str, An
             "lapor_updated_at": summary.updated_at.isoformat(),
             "lapor_state": _state(summary),
             "lapor_fields": lapor_fields(detail),
+            # Its files' writes are recorded with the create's result (flows/attachments.py).
+            "attachments": [a.model_dump(mode="json") for a in detail.attachments],
             "_fields": [
                 "title",
                 "content",
@@ -518,6 +528,7 @@ def _replies_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
         for followup in valid:
             if followup.author not in _REPLY_AUTHORS:
                 continue
+            work.replies.append(followup)
             if sync.links.followup_linked(lapor_followup_id=followup.id):
                 continue
             intents.append(_reply_intent(sync, work, followup))
@@ -538,6 +549,28 @@ def _replies_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
             _set_aside_invalid_followups(sync, work, bad, report)
 
 
+def _attachments_all(sync: Sync, items: list[_Work], report: InboundReport) -> None:
+    """Phase 3b: the files of complaints whose detail was read, and of their replies, reach the
+    agency once each (one C9 per new file; a file already stored costs nothing)."""
+    jobs: list[FileJob] = []
+    for work in items:
+        link, summary = work.link, work.summary
+        if link is None or not link.agency_id:
+            continue
+        if work.detail is not None:
+            jobs += [FileJob(summary.lapor_id, summary.tracking_id, link.agency_id, f)
+                     for f in work.detail.attachments]  # fmt: skip
+        for reply in work.replies:
+            agency_followup_id = (
+                sync.links.agency_followup_id(reply.id) if reply.attachments else None
+            )
+            if agency_followup_id is None:
+                continue  # no files, or the reply itself is not in yet: its files follow it
+            jobs += [FileJob(summary.lapor_id, summary.tracking_id, link.agency_id, f, reply.id,
+                             agency_followup_id) for f in reply.attachments]  # fmt: skip
+    report.attachments += transfer(sync, jobs)
+
+
 def _reply_intent(sync: Sync, work: _Work, item: m.FollowUp) -> dict[str, Any]:
     summary, link = work.summary, work.link
     assert link is not None
@@ -555,6 +588,7 @@ def _reply_intent(sync: Sync, work: _Work, item: m.FollowUp) -> dict[str, Any]:
             "followup": new.model_dump(mode="json"),
             "lapor_id": summary.lapor_id,
             "lapor_followup_id": item.id,
+            "attachments": [a.model_dump(mode="json") for a in item.attachments],
             "_fields": ["content", "author"],
         },
         "lookup": {
@@ -614,6 +648,18 @@ def resync_quarantined(sync: Sync) -> InboundReport:
     """Replay every complaint this flow quarantined (after the mapping or the data was fixed)."""
     report = InboundReport()
     for entry in sync.store.quarantined():
-        if entry.source == FLOW and entry.record_id and entry.record_id.isdigit():
-            resync_complaint(sync, int(entry.record_id), report)
+        lapor_id = quarantined_complaint(entry.source, entry.record_id)
+        if lapor_id is not None:
+            resync_complaint(sync, lapor_id, report)
     return report
+
+
+def quarantined_complaint(source: str, record_id: str | None) -> int | None:
+    """The LAPOR! complaint an inbound quarantine entry replays: the complaint itself, or the
+    one a quarantined file (``<complaint id>/<file id>``) belongs to."""
+    if source != FLOW or not record_id:
+        return None
+    if record_id.isdigit():
+        return int(record_id)
+    file = parse_record_id(record_id)
+    return file[0] if file else None

@@ -58,9 +58,12 @@ class LaporClient:
         )
 
     @staticmethod
-    def followup_problems(content: str) -> list[FieldProblem]:
-        """Why LAPOR! would refuse a follow-up (C4) with this content; [] if it would not."""
-        return wire.followup_problems(content)
+    def followup_problems(
+        content: str, files: Sequence[tuple[str, int | None]] = ()
+    ) -> list[FieldProblem]:
+        """Why LAPOR! would refuse a follow-up (C4) with this content and these files
+        (name, size or None); [] if it would not."""
+        return wire.followup_problems(content) + (wire.attachment_problems(files) if files else [])
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -182,10 +185,15 @@ class LaporClient:
                 return item
         return None
 
-    def download(self, complaint_id: int, file_id: int) -> bytes:
-        """C9: an attachment's bytes (at most 10 MB)."""
+    def download(
+        self, complaint_id: int, file_id: int, *, max_bytes: int = MAX_FILE_BYTES
+    ) -> bytes:
+        """C9: an attachment's bytes, streamed; ``MalformedRecord`` past ``max_bytes``.
+
+        Paced and retried like every other read (it draws on the same request budget).
+        """
         return self.transport.get_bytes(
-            wire.attachment_path(complaint_id, file_id), max_bytes=MAX_FILE_BYTES
+            wire.attachment_path(complaint_id, file_id), max_bytes=max_bytes
         )
 
     # --- complaints: writes --------------------------------------------------------------

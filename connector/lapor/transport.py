@@ -95,8 +95,9 @@ class LaporTransport:
             for chunk in response.iter_content(64 * 1024):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise errors.RecordError(
-                        f"LAPOR! GET {path}: the file is larger than {max_bytes} bytes"
+                    raise errors.MalformedRecord(
+                        f"LAPOR! GET {path}: the file is larger than {max_bytes} bytes",
+                        [errors.FieldProblem("attachments", f"over {max_bytes} bytes")],
                     )
                 chunks.append(chunk)
             return b"".join(chunks)

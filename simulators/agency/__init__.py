@@ -6,8 +6,10 @@ reaches it only over HTTP, through its ``rest`` adapter; it imports nothing from
 
 from __future__ import annotations
 
+import base64
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -126,9 +128,20 @@ class AgencyControl:
         status_after: str | None = None,
         *,
         is_secret: bool = False,
+        files: Sequence[tuple[str, bytes, str]] = (),
     ) -> str:
-        """An officer writes a tindak lanjut, optionally moving the status."""
-        body = {"content": content, "status_after": status_after, "is_secret": is_secret}
+        """An officer writes a tindak lanjut, optionally moving the status, with files attached
+        (file name, bytes, content type)."""
+        body: dict[str, Any] = {
+            "content": content,
+            "status_after": status_after,
+            "is_secret": is_secret,
+        }
+        if files:
+            body["files"] = [
+                {"file_name": n, "content_b64": base64.b64encode(d).decode(), "content_type": t}
+                for n, d, t in files
+            ]
         return str(self._call("POST", f"complaints/{complaint_id}/followups", body)["id"])
 
     def edit(self, complaint_id: str, **fields: Any) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
+import hashlib
 import json
 import re
 import socket
@@ -291,9 +294,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _write(self, route: str, args: list[str], raw: bytes) -> tuple[int, Any]:
         store = self.server.store
-        body = self._body(raw)
         key = self.headers.get("Idempotency-Key")
-        if route in ("create", "add_followup"):
+        if route == "upload":
+            file, raw = self._file(raw)  # the same file is the same request, whatever the boundary
+            body: dict[str, Any] = {"file": file}
+        else:
+            body = self._body(raw)
+        if route in ("create", "add_followup", "upload"):
             if not key:
                 raise AgencyError(
                     400,
@@ -309,12 +316,17 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload = 201, store.create_complaint(body)
             elif route == "add_followup":
                 status, payload = 201, store.add_followup(args[0], body)
+            elif route == "upload":
+                name, content_type, data = body["file"]
+                base = f"http://{self.headers.get('Host')}{BASE}"
+                status, payload = 201, store.attach(args[0], name, content_type, data, base,
+                                                    followup_id=args[1] if len(args) > 1 else None)  # fmt: skip
             else:
                 status, payload = (
                     200,
                     store.patch_complaint(args[0], body, self.headers.get("If-Unmodified-Since")),
                 )
-            if key and route in ("create", "add_followup"):
+            if key and route in ("create", "add_followup", "upload"):
                 store.remember(key, route + ":" + "/".join(args), raw, status, payload)
             store.db.execute("COMMIT")
         except BaseException:
@@ -322,6 +334,30 @@ class Handler(BaseHTTPRequestHandler):
             raise
         self.server.writes[route] += 1
         return status, payload
+
+    def _file(self, raw: bytes) -> tuple[tuple[str, str, bytes], bytes]:
+        """The ``file`` part of a multipart upload, and what identifies the request for its key."""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+            raise AgencyError(
+                400, "BAD_REQUEST", "an upload is multipart/form-data with a file part"
+            )
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+        )
+        for part in message.iter_parts():
+            if (
+                part.get_param("name", header="content-disposition") == "file"
+                and part.get_filename()
+            ):
+                payload = part.get_payload(decode=True)
+                data = payload if isinstance(payload, bytes) else b""
+                file = (str(part.get_filename()), part.get_content_type(), data)
+                identity = json.dumps([file[0], file[1], hashlib.sha256(data).hexdigest()])
+                return file, identity.encode()
+        raise AgencyError(
+            422, "VALIDATION_ERROR", "no file", {"file": ["a part named file, with a file name"]}
+        )
 
     def _control(self, method: str, path: str, raw: bytes) -> Any:
         store, body = self.server.store, self._body(raw)
@@ -396,7 +432,17 @@ class Handler(BaseHTTPRequestHandler):
                 ]
             match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status|edit)", path)
             if method == "POST" and match and match.group(2) == "followups":
-                return store.add_followup(match.group(1), {"author": "agency", **body})
+                files = body.pop("files", [])
+                followup = store.add_followup(match.group(1), {"author": "agency", **body})
+                base = f"http://{self.headers.get('Host')}{BASE}"
+                for f in files:
+                    store.attach(match.group(1), f["file_name"], f["content_type"],
+                                 base64.b64decode(f["content_b64"]), base, followup_id=followup["id"])  # fmt: skip
+                return store.followup_json(
+                    store.db.execute(
+                        "SELECT * FROM followups WHERE id = ?", [followup["id"]]
+                    ).fetchone()
+                )
             if method == "POST" and match and match.group(2) == "edit":
                 return store.patch_complaint(match.group(1), body, None)
             if method == "POST" and match:
@@ -429,6 +475,8 @@ def _route(method: str, path: str) -> tuple[str, list[str]]:
         ("GET", r"/complaints/([^/]+)", "complaint"), ("PATCH", r"/complaints/([^/]+)", "patch"),
         ("GET", r"/complaints/([^/]+)/followups", "followups"),
         ("GET", r"/complaints/([^/]+)/attachments/([^/]+)", "attachment"), ("POST", r"/complaints/([^/]+)/followups", "add_followup"),
+        ("POST", r"/complaints/([^/]+)/attachments", "upload"),
+        ("POST", r"/complaints/([^/]+)/followups/([^/]+)/attachments", "upload"),
         ("GET", r"/followups", "all_followups"),
     ]  # fmt: skip
     for route_method, pattern, name in table:

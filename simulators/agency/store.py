@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS complaints (
 CREATE TABLE IF NOT EXISTS followups (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, complaint_id TEXT NOT NULL, author TEXT NOT NULL,
     content TEXT NOT NULL, is_secret INTEGER NOT NULL, status_after TEXT, lapor_followup_id INTEGER,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, attachments TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, route TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER NOT NULL, response TEXT NOT NULL
@@ -148,6 +148,10 @@ class AgencyStore:
         for column in optional:  # files made before these optional fields
             if column not in columns:
                 self.db.execute(f"ALTER TABLE complaints ADD COLUMN {column} TEXT")
+        if "attachments" not in {row[1] for row in self.db.execute("PRAGMA table_info(followups)")}:
+            self.db.execute(
+                "ALTER TABLE followups ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'"
+            )
         self._last = datetime.now(timezone.utc)
         #: Optional fields this system refuses like an older agency system (``/_sim/refuse``).
         self.refused: set[str] = set()
@@ -225,7 +229,8 @@ class AgencyStore:
         return {
             "id": row["id"], "complaint_id": row["complaint_id"], "author": row["author"], "content": row["content"],
             "is_secret": bool(row["is_secret"]), "status_after": row["status_after"],
-            "lapor_followup_id": row["lapor_followup_id"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+            "lapor_followup_id": row["lapor_followup_id"], "attachments": json.loads(row["attachments"]),
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
         }  # fmt: skip
 
     # --- reads ---------------------------------------------------------------------------
@@ -363,10 +368,33 @@ class AgencyStore:
         return self.complaint_json(self.complaint(complaint_id))
 
     def attach(
-        self, complaint_id: str, file_name: str, content_type: str, data: bytes, base_url: str
+        self,
+        complaint_id: str,
+        file_name: str,
+        content_type: str,
+        data: bytes,
+        base_url: str,
+        *,
+        followup_id: str | None = None,
     ) -> dict[str, Any]:
-        """Store a file on a complaint (the counter scanned a document, WhatsApp sent a photo)."""
+        """Store a file on a complaint (the counter scanned a document, WhatsApp sent a photo), or
+        on one of its follow-ups (an officer's letter); its ``url`` downloads it."""
         row = self.complaint(complaint_id)
+        if not file_name.strip() or "/" in file_name or "\\" in file_name:
+            raise AgencyError(
+                422, "VALIDATION_ERROR", "invalid file", {"file": ["a file name without a path"]}
+            )
+        table, owner = "complaints", complaint_id
+        if followup_id is not None:
+            row = self.db.execute(
+                "SELECT * FROM followups WHERE id = ? AND complaint_id = ?",
+                [followup_id, complaint_id],
+            ).fetchone()
+            if row is None:
+                raise AgencyError(
+                    404, "NOT_FOUND", f"no follow-up {followup_id} on complaint {complaint_id}"
+                )
+            table, owner = "followups", followup_id
         file_id = f"F-{self._next('file'):06d}"
         self.db.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?)",
@@ -376,8 +404,8 @@ class AgencyStore:
         attachments.append({"id": file_id, "file_name": file_name, "content_type": content_type, "size": len(data),
                             "url": f"{base_url}/complaints/{complaint_id}/attachments/{file_id}"})  # fmt: skip
         self.db.execute(
-            "UPDATE complaints SET attachments = ?, updated_at = ? WHERE id = ?",
-            [json.dumps(attachments), self.now(), complaint_id],
+            f"UPDATE {table} SET attachments = ?, updated_at = ? WHERE id = ?",  # noqa: S608 (ours)
+            [json.dumps(attachments), self.now(), owner],
         )
         return attachments[-1]
 
@@ -406,7 +434,8 @@ class AgencyStore:
         followup_id = f"TL-{seq:06d}"
         now = self.now()
         self.db.execute(
-            "INSERT INTO followups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO followups (id, seq, complaint_id, author, content, is_secret, status_after, "
+            "lapor_followup_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [followup_id, seq, complaint_id, body["author"], body["content"], int(bool(body.get("is_secret"))),
              body.get("status_after"), body.get("lapor_followup_id"), now, now],
         )  # fmt: skip
@@ -442,3 +471,12 @@ class AgencyStore:
             "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
             [key, route, hashlib.sha256(body).hexdigest(), status, json.dumps(response)],
         )
+
+
+#: A small valid PDF (one blank page): the letter an officer attaches to a follow-up in the demo.
+SURAT_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)

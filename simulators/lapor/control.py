@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import requests
+
+#: A file as the control plane takes it: (file name, bytes, content type).
+File = tuple[str, bytes, str]
+
+
+def _files(files: Sequence[File]) -> list[dict[str, str]]:
+    return [
+        {"file_name": n, "content_b64": base64.b64encode(d).decode(), "content_type": t}
+        for n, d, t in files
+    ]
 
 
 class SimControl:
@@ -93,16 +105,26 @@ class SimControl:
             self._call("POST", "clock", {"advance_seconds": seconds})["now"]
         )
 
-    def submit(self, **complaint: Any) -> int:
-        """A citizen submits a complaint (title, content, category_id, is_secret, is_anonymous, reporter)."""
-        return int(self._call("POST", "citizen/submit", complaint)["complaint_id"])
+    def submit(self, *, files: Sequence[File] = (), **complaint: Any) -> int:
+        """A citizen submits a complaint (title, content, category_id, is_secret, is_anonymous,
+        reporter), with files attached: (file name, bytes, content type) each."""
+        body = {**complaint, "files": _files(files)}
+        return int(self._call("POST", "citizen/submit", body)["complaint_id"])
 
-    def reply(self, complaint_id: int, content: str) -> int:
-        return int(
-            self._call("POST", "citizen/reply", {"complaint_id": complaint_id, "content": content})[
-                "id"
-            ]
-        )
+    def reply(self, complaint_id: int, content: str, *, files: Sequence[File] = ()) -> int:
+        """The citizen replies, with files attached: (file name, bytes, content type) each."""
+        body = {"complaint_id": complaint_id, "content": content, "files": _files(files)}
+        return int(self._call("POST", "citizen/reply", body)["id"])
+
+    def attach(self, complaint_id: int, *files: File) -> list[int]:
+        """The citizen adds files to a complaint already filed; their LAPOR! file ids."""
+        body = {"complaint_id": complaint_id, "files": _files(files)}
+        return [int(i) for i in self._call("POST", "citizen/attach", body)["ids"]]
+
+    def file(self, file_id: int) -> tuple[str, bytes, str]:
+        """A file stored on LAPOR! (a citizen's upload, or one a C4 follow-up carried)."""
+        found = self._call("GET", f"files/{file_id}")
+        return found["file_name"], base64.b64decode(found["content_b64"]), found["content_type"]
 
     def note(self, complaint_id: int, content: str) -> int:
         return int(

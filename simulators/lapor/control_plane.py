@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import datetime, timedelta
@@ -39,6 +40,16 @@ def _complaint_id(body: dict[str, Any]) -> int:
             {"complaint_id": ["required"]},
         )
     return value
+
+
+def _files(body: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    """Files in a control-plane body: ``files: [{file_name, content_b64, content_type}]``."""
+    files = body.get("files") or []
+    try:
+        return [(str(f["file_name"]), base64.b64decode(f["content_b64"], validate=True),
+                 str(f.get("content_type") or "application/octet-stream")) for f in files]  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        raise _validation("files", "a list of {file_name, content_b64, content_type}") from None
 
 
 def _validation(field: str, message: str) -> ApiError:
@@ -124,11 +135,24 @@ def handle_control(
                 world.set_clock(world.now + timedelta(seconds=float(body["advance_seconds"])))
             return 200, {"now": iso(world.now)}
         if (method, path) == ("POST", "/_sim/citizen/submit"):
-            return 201, {"complaint_id": world.submit(body)}
+            complaint_id = world.submit(body)
+            for f in _files(body):  # the citizen's photos and documents
+                world.attach(complaint_id, *f)
+            return 201, {"complaint_id": complaint_id}
         if (method, path) == ("POST", "/_sim/citizen/reply"):
             return 201, {
-                "id": world.reply(_complaint_id(body), str(body.get("content", "")), "reporter")
+                "id": world.reply(
+                    _complaint_id(body), str(body.get("content", "")), "reporter", _files(body)
+                )
             }
+        if (method, path) == ("POST", "/_sim/citizen/attach"):
+            complaint_id = _complaint_id(body)
+            return 201, {"ids": [world.attach(complaint_id, *f) for f in _files(body)]}
+        match = re.fullmatch(r"/_sim/files/(\d+)", path)
+        if method == "GET" and match:
+            stored = world.file(int(match.group(1)))
+            return 200, {"file_name": stored["file_name"], "content_type": stored["content_type"],
+                         "content_b64": base64.b64encode(stored["data"]).decode()}  # fmt: skip
         if (method, path) == ("POST", "/_sim/admin/note"):
             return 201, {
                 "id": world.reply(_complaint_id(body), str(body.get("content", "")), "admin")

@@ -273,3 +273,13 @@ def complaints(
 def incident_date(value: object) -> date | None:
     """Parse a Y-m-d date, or None."""
     return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+#: A small valid JPEG (an 8x8 grey baseline image): the photo a citizen attaches in the demo.
+FOTO_JPG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000"
+    "ffdb004300" + "01" * 64 + "ffc0000b080008000801011100"
+    "ffc4001400" + "01" + "00" * 15 + "00"
+    "ffc4001410" + "01" + "00" * 15 + "00"
+    "ffda0008010100003f00" + "3f" + "ffd9"
+)

@@ -632,12 +632,17 @@ class World:
                               "holder": institution_id})  # fmt: skip
         self._updated(c)
 
-    def reply(self, complaint_id: int, content: str, author: str) -> int:
+    def reply(
+        self, complaint_id: int, content: str, author: str,
+        files: list[tuple[str, bytes, str]] | None = None,
+    ) -> int:  # fmt: skip
+        """A reporter's reply or an admin's note, with files (name, bytes, content type)."""
         c = self._existing(complaint_id)
+        attachments = [self._store_file(name, data, ctype) for name, data, ctype in files or []]
         self.next_followup_id += 1
         self.followups.setdefault(complaint_id, []).append(
             {"id": self.next_followup_id, "at": self.now, "content": content, "author_type": author,
-             "template_code": None, "is_secret": False, "attachments": []}
+             "template_code": None, "is_secret": False, "attachments": attachments}
         )  # fmt: skip
         c["replied_since_followup"] = True
         self._updated(c)
@@ -681,6 +686,20 @@ class World:
                               "to": None, "status_old": name, "status_new": name, "holder": None})  # fmt: skip
             self._updated(c)
         return changed
+
+    def attach(self, complaint_id: int, name: str, data: bytes, content_type: str) -> int:
+        """The citizen adds a file to a complaint (a photo of the place); its id."""
+        c = self._existing(complaint_id)
+        file_id = self._store_file(name, data, content_type)
+        c["attachments"].append(file_id)
+        self._updated(c)
+        return file_id
+
+    def file(self, file_id: int) -> dict[str, Any]:
+        """A stored file (name, extension, data, content type), for the control plane."""
+        if file_id not in self.uploads:
+            raise ApiError(404, "NOT_FOUND", "Lampiran tidak ditemukan.")
+        return self.uploads[file_id]
 
     def _existing(self, complaint_id: int) -> dict[str, Any]:
         if complaint_id not in self.complaints:

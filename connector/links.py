@@ -178,3 +178,11 @@ class Links:
             "SELECT lapor_followup_id FROM followup_links WHERE lapor_id = ?", [lapor_id]
         )
         return {row[0] for row in rows.fetchall()}
+
+    def followup_pairs(self, agency_id: str) -> dict[str, int]:
+        """The agency follow-up ids of a complaint linked to LAPOR!, with their LAPOR! ids."""
+        rows = self.store.db.execute(
+            "SELECT agency_followup_id, lapor_followup_id FROM followup_links WHERE agency_id = ?",
+            [agency_id],
+        )
+        return {str(agency): int(lapor) for agency, lapor in rows.fetchall()}

@@ -5,8 +5,8 @@ id), reads LAPOR!'s history live (C2 status logs and data logs, C3 follow-ups an
 agency's complaint and follow-ups through the adapter, and the connector's audit entries, and
 merges them into one list of ``Event``s in time order (UTC inside; for equal times LAPOR! first,
 then the agency, then the connector: cause before record). A side that cannot be read is a
-``Gap``: the other sides are still given, and an ``unreadable`` row at the time of reading says
-what is missing.
+``Gap``: the other sides are still given, and an ``unreadable`` row after the events, at the
+time of reading, says what is missing.
 
 Privacy: no reporter name, e-mail or phone is ever put in an event. Follow-up and reply texts
 are the complaint's own and are shown, clipped, with the reporter's known name, e-mail and
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
@@ -47,6 +47,7 @@ WITHHELD = "(content withheld: rahasia; --show-content shows it)"
 
 _AGENCY_AUTHORS = {"agency": "agency", "reporter": "reporter", "lapor_admin": "admin"}
 _DISPOSITIONS = frozenset({"disposition", "reject"})
+_DIRECTIONS = {"inbound": "LAPOR! → agency", "outbound": "agency → LAPOR!", "local": "state only"}
 T = TypeVar("T")
 
 
@@ -231,6 +232,18 @@ def lapor_events(
             _join("complaint filed on LAPOR!", flags and f"({flags})", note_at(complaint.created_at)),
         )
     ]  # fmt: skip
+    # For equal times (LAPOR! tells whole seconds) a follow-up comes before the history entry it
+    # caused (the first follow-up moves Terverifikasi to Dalam Proses at the same moment).
+    for f in followups:
+        events.append(
+            event(
+                f.at,
+                "followup" if f.author is m.Author.INSTITUTION else "reply",
+                f.author.value,
+                _join(rule.text(f.content, is_secret=f.is_secret), f.institution_from,
+                      _lapor_followup(f.id)),
+            )
+        )  # fmt: skip
     for entry in complaint.history:
         changed = entry.status_new is not None and entry.status_new != entry.status_old
         kind = (
@@ -246,17 +259,6 @@ def lapor_events(
         events.append(event(entry.at, kind, None, _join(entry.text, status, note_at(entry.at))))
     for note in notes:
         events.append(event(note.at, "status", None, note.note))
-    for f in followups:
-        author = f.author.value
-        text = rule.text(f.content, is_secret=f.is_secret)
-        events.append(
-            event(
-                f.at,
-                "followup" if f.author is m.Author.INSTITUTION else "reply",
-                author,
-                _join(text, f.institution_from, _lapor_followup(f.id)),
-            )
-        )
     return events
 
 
@@ -265,9 +267,11 @@ def agency_events(
     followups: Sequence[m.AgencyFollowUp],
     link: Link,
     rule: ContentRule,
+    pairs: Mapping[str, int] | None = None,
 ) -> list[Event]:
     """The agency system's history of the complaint: recorded, follow-ups and replies (with
-    the status each moved to), and its last change."""
+    the status each moved to and the LAPOR! follow-up it is, from the record or the state's
+    ``pairs``), and its last change."""
 
     def event(at: datetime, kind: str, author: str | None, text: str) -> Event:
         return Event(_utc(at), "agency", kind, author, rule.redact(text), link.lapor_id,
@@ -294,7 +298,7 @@ def agency_events(
                 _join(
                     rule.text(f.content, is_secret=f.is_secret),
                     f.status_after and f"status → {f.status_after}",
-                    _lapor_followup(f.lapor_followup_id),
+                    _lapor_followup(f.lapor_followup_id or (pairs or {}).get(f.id)),
                 ),
             )
         )  # fmt: skip
@@ -316,7 +320,7 @@ def connector_events(entries: Iterable[AuditEntry], link: Link) -> list[Event]:
             Event(
                 _utc(datetime.fromisoformat(e.at)), "connector", f"sync:{e.action}", "connector",
                 _join(f"{e.outcome}{f' ({e.error_code})' if e.error_code else ''}",
-                      f"{e.flow} {e.direction}", f"by {e.actor}",
+                      f"{e.flow} ({_DIRECTIONS.get(e.direction, e.direction)})", f"by {e.actor}",
                       fields_changed and f"fields: {fields_changed}", f"audit entry {e.id}"),
                 link.lapor_id, link.tracking_id, link.agency_id,
             )
@@ -401,6 +405,7 @@ def build_timeline(
     lapor_id, agency_id = link.lapor_id, link.agency_id
     complaint, followups = _lapor_side(lapor, lapor_id, gaps) if lapor_id else (None, [])
     theirs, their_followups = _agency_side(agency, agency_id, gaps) if agency_id else (None, [])
+    pairs = Links(store).followup_pairs(agency_id) if agency_id else {}
     entries = AuditLog(store).for_complaint(
         lapor_id=lapor_id, tracking_id=link.tracking_id, agency_id=agency_id
     )
@@ -425,8 +430,10 @@ def build_timeline(
     ]  # fmt: skip
     events = merge(
         lapor_events(complaint, followups, link, rule) if complaint else [],
-        agency_events(theirs, their_followups, link, rule) if theirs else [],
+        agency_events(theirs, their_followups, link, rule, pairs) if theirs else [],
         connector_events(entries, link),
-        unreadable,
     )
-    return Timeline(link, matched, unit, mappings.calendar.zone_for(unit), events, gaps)
+    # What could not be read comes last, at the time of reading: it is about this reading.
+    return Timeline(
+        link, matched, unit, mappings.calendar.zone_for(unit), events + unreadable, gaps
+    )

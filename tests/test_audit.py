@@ -188,7 +188,8 @@ def test_jsonl_export_round_trips(store: StateStore) -> None:
 
 
 def test_log_commands(tmp_path: Path, clock: FakeClock) -> None:
-    """log lists and exports, log verify passes then reports a break with exit code 4, timeline shows one complaint."""
+    """log lists and exports, log verify passes then reports a break with exit code 4, timeline
+    explains an id no link holds (exit 6; tests/test_timeline.py has the rest)."""
     config = write_config(tmp_path, "https://lapor.example.go.id/lapor/3.0.0")
     with StateStore(tmp_path / "state.sqlite", clock) as store:
         fill(store)
@@ -217,7 +218,8 @@ def test_log_commands(tmp_path: Path, clock: FakeClock) -> None:
     timeline = runner.invoke(
         cli, ["log", "timeline", "1916403", "--config", str(config)], env={**ENV, "COLUMNS": "250"}
     )
-    assert "create_complaint_3" in timeline.output
+    assert timeline.exit_code == 6
+    assert "1916403 is not the tracking id, LAPOR! id or agency id of a linked" in timeline.output
     bad = runner.invoke(cli, ["log", "--config", str(config), "--since", "yesterday"], env=ENV)
     assert bad.exit_code == 2
     assert "not an ISO 8601 date" in bad.output

@@ -16,12 +16,23 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from connector import errors
 from connector.audit import AuditLog
 from connector.cli import cli
 from connector.clock import FakeClock
+from connector.links import Links
 from connector.models import Reporter
 from connector.state import StateStore
-from connector.timeline import COLUMNS, SIDES, WITHHELD, Event, Redactor, local_time, merge
+from connector.timeline import (
+    COLUMNS,
+    SIDES,
+    WITHHELD,
+    Event,
+    Redactor,
+    find_link,
+    local_time,
+    merge,
+)
 from connector.workdays import zone
 from connector.writer import writer_lock
 from simulators.agency import AgencyControl, AgencySystem
@@ -381,3 +392,15 @@ def test_the_reporters_known_details_and_personal_data_shapes_are_redacted() -> 
     text = redact(f"Pak zulkarnaen ({EMAIL}, 0812-3456-7890, NIK 3273012345678901) minta ditelepon")
     assert text == "Pak <redacted> (<redacted>, <redacted>, NIK <redacted>) minta ditelepon"
     assert Redactor([])("Jalan berlubang") == "Jalan berlubang"
+
+
+def test_an_id_naming_two_complaints_is_refused(tmp_path: Path) -> None:
+    """A key that is one complaint's tracking id and another's LAPOR! id is refused, naming both."""
+    with StateStore(tmp_path / "state.sqlite", FakeClock()) as store, store.transaction():
+        links = Links(store)
+        links.add(origin="lapor", lapor_id=5010602, tracking_id="1916402", agency_id="ADU-1")
+        links.add(origin="lapor", lapor_id=1916402, tracking_id="1916999", agency_id="ADU-2")
+        with pytest.raises(errors.ReconcileError, match="as tracking id and as LAPOR! id"):
+            find_link(links, "1916402")
+        assert find_link(links, "ADU-2")[1] == "agency id"
+        assert find_link(links, "5010602")[0].agency_id == "ADU-1"

@@ -8,16 +8,14 @@ then the agency, then the connector: cause before record). A side that cannot be
 ``Gap``: the other sides are still given, and an ``unreadable`` row after the events, at the
 time of reading, says what is missing.
 
-Privacy: no reporter name, e-mail or phone is ever put in an event. Follow-up and reply texts
-are the complaint's own and are shown, clipped, with the reporter's known name, e-mail and
-phone and anything shaped like an e-mail, phone number or NIK replaced; the texts of a rahasia
-(secret) complaint, or of a secret follow-up, are withheld unless ``show_content`` is asked for.
+Privacy (``connector.disclosure``): every text of an event is redacted of the reporter's known
+name, e-mail and phone and of anything shaped like an e-mail, phone number or NIK; follow-up
+texts of a rahasia (secret) complaint are withheld unless ``show_content`` is asked for.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,9 +27,9 @@ from connector import models as m
 from connector.adapters import AgencyAdapter
 from connector.audit import AuditEntry, AuditLog
 from connector.clock import Clock
+from connector.disclosure import ContentRule, Redactor
 from connector.lapor.client import LaporClient
 from connector.links import Link, Links
-from connector.logs import REDACTED, scrub
 from connector.mappings import Mappings
 from connector.state import StateStore
 
@@ -41,9 +39,6 @@ SIDES: tuple[Side, ...] = ("lapor", "agency", "connector")
 SIDE_NAMES = {"lapor": "LAPOR!", "agency": "the agency system", "connector": "the audit log"}
 #: The columns of a timeline row (JSON keys, CSV header), in order.
 COLUMNS = ("at", "side", "kind", "author", "text", "lapor_id", "tracking_id", "agency_id")
-#: How much of a follow-up's text an event shows.
-TEXT_LIMIT = 160
-WITHHELD = "(content withheld: rahasia; --show-content shows it)"
 
 _AGENCY_AUTHORS = {"agency": "agency", "reporter": "reporter", "lapor_admin": "admin"}
 _DISPOSITIONS = frozenset({"disposition", "reject"})
@@ -101,11 +96,6 @@ class Timeline:
     events: list[Event]
     gaps: list[Gap] = field(default_factory=list)
 
-    @property
-    def complete(self) -> bool:
-        """True when every side was read in full."""
-        return not self.gaps
-
 
 # --- finding the complaint ------------------------------------------------------------------
 
@@ -138,53 +128,6 @@ def find_link(links: Links, key: str) -> tuple[Link, str]:
     return found[matched], matched
 
 
-# --- privacy --------------------------------------------------------------------------------
-
-
-class Redactor:
-    """Takes the reporter's known name, e-mail and phone, and personal-data shapes, out of text."""
-
-    def __init__(self, reporters: Iterable[m.Reporter | None]) -> None:
-        values: set[str] = set()
-        for reporter in reporters:
-            if reporter is None:
-                continue
-            for value in (reporter.name, reporter.email, reporter.phone):
-                if value and len(value.strip()) >= 3:
-                    values.add(value.strip())
-            # A reply may name the reporter by one part of the name only ("Pak Zulkarnaen").
-            values.update(word for word in (reporter.name or "").split() if len(word) >= 4)
-        ordered = sorted(values, key=len, reverse=True)
-        self._known = (
-            re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
-        )
-
-    def __call__(self, text: str) -> str:
-        if self._known is not None:
-            text = self._known.sub(REDACTED, text)
-        return scrub(text)
-
-
-def _short(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1].rstrip() + "…"
-
-
-@dataclass(frozen=True)
-class ContentRule:
-    """Whether a follow-up's text may be shown: never for a rahasia complaint unless asked for."""
-
-    secret: bool
-    show_content: bool
-    redact: Redactor
-
-    def text(self, content: str, *, is_secret: bool = False) -> str:
-        """The follow-up's text as the timeline shows it: withheld, or redacted and clipped."""
-        if (self.secret or is_secret) and not self.show_content:
-            return WITHHELD
-        return _short(self.redact(content))
-
-
 # --- each side, as events (pure) ------------------------------------------------------------
 
 
@@ -200,6 +143,21 @@ def _join(*parts: str | None) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _flags(secret: bool, anonymous: bool) -> str | None:
+    names = [name for name, on in (("rahasia", secret), ("anonim", anonymous)) if on]
+    return f"({', '.join(names)})" if names else None
+
+
+def _maker(side: Side, link: Link, rule: ContentRule) -> Callable[..., Event]:
+    """Events of one side of one complaint: UTC, both ids, every text redacted."""
+
+    def event(at: datetime, kind: str, author: str | None, text: str) -> Event:
+        return Event(_utc(at), side, kind, author, rule.redact(text), link.lapor_id,
+                     link.tracking_id, link.agency_id)  # fmt: skip
+
+    return event
+
+
 def lapor_events(
     complaint: m.Complaint,
     followups: Sequence[m.FollowUp],
@@ -210,9 +168,7 @@ def lapor_events(
     and replies. A status log at the moment of a data log (or of the filing) is the same
     change told twice: it joins that event instead of being one of its own."""
 
-    def event(at: datetime, kind: str, author: str | None, text: str) -> Event:
-        return Event(_utc(at), "lapor", kind, author, rule.redact(text), link.lapor_id,
-                     link.tracking_id, link.agency_id)  # fmt: skip
+    event = _maker("lapor", link, rule)
 
     notes = list(complaint.status_notes)
 
@@ -222,14 +178,12 @@ def lapor_events(
                 return notes.pop(i).note
         return None
 
-    flags = ", ".join(
-        name for name, on in (("rahasia", complaint.is_secret), ("anonim", complaint.is_anonymous)) if on
-    )  # fmt: skip
+    flags = _flags(complaint.is_secret, complaint.is_anonymous)
     events = [
         event(
             complaint.created_at, "created",
             "institution" if complaint.external_ref else "reporter",
-            _join("complaint filed on LAPOR!", flags and f"({flags})", note_at(complaint.created_at)),
+            _join("complaint filed on LAPOR!", flags, note_at(complaint.created_at)),
         )
     ]  # fmt: skip
     # For equal times (LAPOR! tells whole seconds) a follow-up comes before the history entry it
@@ -273,19 +227,15 @@ def agency_events(
     the status each moved to and the LAPOR! follow-up it is, from the record or the state's
     ``pairs``), and its last change."""
 
-    def event(at: datetime, kind: str, author: str | None, text: str) -> Event:
-        return Event(_utc(at), "agency", kind, author, rule.redact(text), link.lapor_id,
-                     link.tracking_id, link.agency_id)  # fmt: skip
+    event = _maker("agency", link, rule)
 
-    flags = ", ".join(
-        name for name, on in (("rahasia", complaint.is_secret), ("anonim", complaint.is_anonymous)) if on
-    )  # fmt: skip
+    flags = _flags(complaint.is_secret, complaint.is_anonymous)
     events = [
         event(
             complaint.created_at, "created",
             "connector" if complaint.source == "lapor" else "agency",
             _join(f"complaint recorded in the agency system (source {complaint.source}, channel "
-                  f"{complaint.channel})", flags and f"({flags})"),
+                  f"{complaint.channel})", flags),
         )
     ]  # fmt: skip
     for f in sorted(followups, key=lambda f: f.created_at):

@@ -20,19 +20,11 @@ from connector import errors
 from connector.audit import AuditLog
 from connector.cli import cli
 from connector.clock import FakeClock
+from connector.disclosure import WITHHELD, Redactor
 from connector.links import Links
 from connector.models import Reporter
 from connector.state import StateStore
-from connector.timeline import (
-    COLUMNS,
-    SIDES,
-    WITHHELD,
-    Event,
-    Redactor,
-    find_link,
-    local_time,
-    merge,
-)
+from connector.timeline import COLUMNS, SIDES, Event, find_link, local_time, merge
 from connector.workdays import zone
 from connector.writer import writer_lock
 from simulators.agency import AgencyControl, AgencySystem

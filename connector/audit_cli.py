@@ -322,6 +322,10 @@ def log_timeline(config_path: Path, complaint_id: str, fmt: str, show_content: b
       lapor-connector log timeline 1916449 --format csv > 1916449.csv
     """
     settings = load_configured(config_path)
+    if not settings.state.path.is_file():
+        raise PathRefused(
+            settings.state.path, "no state file there; check state.path (nothing was created)"
+        )
     mappings = load_mappings(settings.mappings.path)
     clock = SystemClock()
     with (

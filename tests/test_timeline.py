@@ -386,6 +386,15 @@ def test_the_reporters_known_details_and_personal_data_shapes_are_redacted() -> 
     assert Redactor([])("Jalan berlubang") == "Jalan berlubang"
 
 
+def test_a_missing_state_file_is_refused_and_not_created(config: Path) -> None:
+    """Before any sync there is no state: the timeline says so (exit 3) and creates no file."""
+    state = Path(yaml.safe_load(config.read_text())["state"]["path"])
+    result = run(config, "log", "timeline", "1916402")
+    assert result.exit_code == 3
+    assert f"{state}: no state file there" in result.output
+    assert not state.exists()
+
+
 def test_an_id_naming_two_complaints_is_refused(tmp_path: Path) -> None:
     """A key that is one complaint's tracking id and another's LAPOR! id is refused, naming both."""
     with StateStore(tmp_path / "state.sqlite", FakeClock()) as store, store.transaction():

@@ -390,8 +390,8 @@ class AuditLog:
         tracking_id: str | None = None,
         agency_id: str | None = None,
     ) -> list[AuditEntry]:
-        """Every entry naming the complaint by any of its ids (entries name a complaint by the
-        ids known when they were written: an early one may carry the agency id alone)."""
+        """Every entry naming the complaint by any of its ids, oldest first (an entry carries the
+        ids known when it was written, so one id alone may name it)."""
         sql = (
             "SELECT * FROM audit_log WHERE lapor_id = ? OR tracking_id = ? OR agency_id = ? "
             "ORDER BY id"

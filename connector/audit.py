@@ -383,15 +383,21 @@ class AuditLog:
         for row in self.store.db.query(sql, params):
             yield AuditEntry(**row)
 
-    def timeline(self, tracking_id: str) -> list[AuditEntry]:
-        """One complaint's whole history on both sides, found through its links."""
-        row = self.store.db.execute(
-            "SELECT lapor_id, agency_id FROM links WHERE tracking_id = ?", [tracking_id]
-        ).fetchone()
-        lapor_id, agency_id = row if row else (None, None)
-        sql = "SELECT * FROM audit_log WHERE tracking_id = ? OR lapor_id = ? OR agency_id = ? ORDER BY id"
+    def for_complaint(
+        self,
+        *,
+        lapor_id: int | None = None,
+        tracking_id: str | None = None,
+        agency_id: str | None = None,
+    ) -> list[AuditEntry]:
+        """Every entry naming the complaint by any of its ids, oldest first (an entry carries the
+        ids known when it was written, so one id alone may name it)."""
+        sql = (
+            "SELECT * FROM audit_log WHERE lapor_id = ? OR tracking_id = ? OR agency_id = ? "
+            "ORDER BY id"
+        )
         return [
-            AuditEntry(**r) for r in self.store.db.query(sql, [tracking_id, lapor_id, agency_id])
+            AuditEntry(**r) for r in self.store.db.query(sql, [lapor_id, tracking_id, agency_id])
         ]
 
     def key_ids(self) -> set[str]:
@@ -582,7 +588,7 @@ def _last_seq(fd: int, path: Path) -> int:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: object) -> object:
+def spreadsheet_cell(value: object) -> object:
     """A CSV cell that a spreadsheet will not run as a formula (CSV injection)."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
@@ -595,7 +601,7 @@ def export_csv(entries: Iterable[AuditEntry], stream: IO[str]) -> int:
     writer.writerow([f.name for f in fields(AuditEntry)])
     count = 0
     for entry in entries:
-        writer.writerow([_cell(v) for v in asdict(entry).values()])
+        writer.writerow([spreadsheet_cell(v) for v in asdict(entry).values()])
         count += 1
     return count
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import sys
 from datetime import datetime
@@ -11,13 +13,26 @@ from typing import IO, Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector import errors
-from connector.audit import AuditEntry, AuditKey, AuditLog, export_csv, export_jsonl
-from connector.cli_support import ConnectorGroup, config_option
+from connector.adapters import make_adapter
+from connector.audit import (
+    AuditEntry,
+    AuditKey,
+    AuditLog,
+    export_csv,
+    export_jsonl,
+    spreadsheet_cell,
+)
+from connector.cli_support import ConnectorGroup, config_option, exit_code_for, load_configured
 from connector.clock import SystemClock
 from connector.config import load_audit_settings, load_settings
+from connector.lapor.client import LaporClient
+from connector.lapor.transport import pacer_key
+from connector.mappings import load_mappings
 from connector.state import StateStore
+from connector.timeline import COLUMNS, Timeline, build_timeline, local_time
 
 
 class AuditLogBroken(errors.FatalError):
@@ -256,19 +271,90 @@ def log_keygen(out: Path) -> None:
     click.echo("    anchor_path: /var/log/lapor-connector/audit.anchor")
 
 
+def _timeline_table(timeline: Timeline) -> Table:
+    link = timeline.link
+    zone_name = datetime.now(timeline.zone).tzname()
+    table = Table(
+        title=f"Timeline of LAPOR! {link.tracking_id} (complaint {link.lapor_id}), agency "
+        f"{link.agency_id}: matched by {timeline.matched}; times in {zone_name}"
+        f"{f' (unit {timeline.unit})' if timeline.unit else ''}",
+        title_justify="left",
+    )
+    for column in (f"at ({zone_name})", "side", "kind", "author", "text"):
+        table.add_column(column)
+    for event in timeline.events:
+        table.add_row(
+            local_time(event.at, timeline.zone), event.side, event.kind, event.author or "",
+            Text(event.text),
+        )  # fmt: skip
+    return table
+
+
 @log_group.command("timeline")
 @config_option
-@click.argument("tracking_id")
-def log_timeline(config_path: Path, tracking_id: str) -> None:
-    """Show one complaint's whole history on both sides.
+@click.argument("complaint_id", metavar="TRACKING_ID")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="json: one array of objects; csv: the same columns with a header row.",
+)
+@click.option(
+    "--show-content",
+    is_flag=True,
+    help="Show follow-up texts of a rahasia (secret) complaint too (withheld by default).",
+)
+def log_timeline(config_path: Path, complaint_id: str, fmt: str, show_content: bool) -> None:
+    """Show one complaint's history on both sides, merged in time order: LAPOR!'s status logs,
+    data logs, follow-ups and replies, the agency's events, and the connector's audit entries.
+
+    TRACKING_ID is the LAPOR! tracking id; a LAPOR! complaint id or an agency complaint id
+    works too (the title says which matched). Times are in the work unit's zone (WIB, WITA or
+    WIT, from mappings/units.yaml). No reporter name, e-mail, phone or NIK is shown. A side that
+    cannot be read is named in a row of its own, and the exit code says why (5 unavailable,
+    6 attention); the other sides are still shown. Reads only: it runs beside the daemon.
 
     \b
     Example:
       lapor-connector log timeline 1916449
+      lapor-connector log timeline 1916449 --format csv > 1916449.csv
     """
-    with _open(config_path) as store:
-        entries = AuditLog(store).timeline(tracking_id)
-    if not entries:
-        click.echo(f"no audit entries for tracking id {tracking_id}")
-        return
-    Console().print(_table(entries, f"Timeline of {tracking_id}"))
+    settings = load_configured(config_path)
+    if not settings.state.path.is_file():
+        raise PathRefused(
+            settings.state.path, "no state file there; check state.path (nothing was created)"
+        )
+    mappings = load_mappings(settings.mappings.path)
+    clock = SystemClock()
+    with (
+        StateStore(settings.state.path, clock) as store,
+        LaporClient(settings.lapor, clock) as lapor,
+    ):
+        lapor.status_aliases = mappings.status_aliases
+        # Wait the turn the last committed minute of the daemon left (this command saves none:
+        # it writes nothing to the state).
+        if not lapor.transport.limiter.restored:
+            lapor.transport.limiter.restore(store.pacer_state(pacer_key(settings.lapor)))
+        agency = make_adapter(settings.agency, clock) if settings.agency else None
+        try:
+            timeline = build_timeline(complaint_id, store=store, lapor=lapor, agency=agency,
+                                      mappings=mappings, clock=clock, show_content=show_content)  # fmt: skip
+        finally:
+            if agency is not None:
+                agency.close()
+    rows = [event.row(timeline.zone) for event in timeline.events]
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(COLUMNS)
+        writer.writerows([spreadsheet_cell(row[c]) for c in COLUMNS] for row in rows)
+    else:
+        Console(markup=False).print(_timeline_table(timeline))
+    for gap in timeline.gaps:
+        click.secho(f"missing: {gap.problem}", err=True, fg="yellow")
+    if timeline.gaps:
+        sys.stdout.flush()
+        click.get_current_context().exit(min(exit_code_for(gap.error) for gap in timeline.gaps))

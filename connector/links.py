@@ -228,3 +228,11 @@ class Links:
             "SELECT 1 FROM attachment_links WHERE lapor_file_id = ?", [lapor_file_id]
         ).fetchone()
         return row is not None
+
+    def followup_pairs(self, agency_id: str) -> dict[str, int]:
+        """The agency follow-up ids of a complaint linked to LAPOR!, with their LAPOR! ids."""
+        rows = self.store.db.execute(
+            "SELECT agency_followup_id, lapor_followup_id FROM followup_links WHERE agency_id = ?",
+            [agency_id],
+        )
+        return {str(agency): int(lapor) for agency, lapor in rows.fetchall()}

@@ -142,7 +142,7 @@ def test_a_flipped_byte_in_the_file_is_found(tmp_path: Path, clock: FakeClock) -
 
 
 def test_filters_and_timeline(store: StateStore, clock: FakeClock) -> None:
-    """Entries filter by id, outcome and time; a timeline joins both sides through the link."""
+    """Entries filter by id, outcome and time; a complaint's entries are found by any of its ids."""
     log = fill(store)
     with store.transaction():
         Links(store).add(origin="lapor", lapor_id=5010602, tracking_id="1916402", agency_id="AG-2")
@@ -153,7 +153,8 @@ def test_filters_and_timeline(store: StateStore, clock: FakeClock) -> None:
     assert (
         len(list(log.entries(since=clock.now() - timedelta(seconds=90)))) == 3
     )  # 02:04, 02:05, 02:05
-    assert [e.action for e in log.timeline("1916402")] == ["create_complaint_2", "add_followup"]
+    found = log.for_complaint(lapor_id=5010602, tracking_id="1916402", agency_id="AG-2")
+    assert [e.action for e in found] == ["create_complaint_2", "add_followup"]
 
 
 def test_csv_export_is_formula_safe(store: StateStore) -> None:
@@ -187,7 +188,8 @@ def test_jsonl_export_round_trips(store: StateStore) -> None:
 
 
 def test_log_commands(tmp_path: Path, clock: FakeClock) -> None:
-    """log lists and exports, log verify passes then reports a break with exit code 4, timeline shows one complaint."""
+    """log lists and exports, log verify passes then reports a break with exit code 4, timeline
+    explains an id no link holds (exit 6; tests/test_timeline.py has the rest)."""
     config = write_config(tmp_path, "https://lapor.example.go.id/lapor/3.0.0")
     with StateStore(tmp_path / "state.sqlite", clock) as store:
         fill(store)
@@ -216,7 +218,8 @@ def test_log_commands(tmp_path: Path, clock: FakeClock) -> None:
     timeline = runner.invoke(
         cli, ["log", "timeline", "1916403", "--config", str(config)], env={**ENV, "COLUMNS": "250"}
     )
-    assert "create_complaint_3" in timeline.output
+    assert timeline.exit_code == 6
+    assert "1916403 is not the tracking id, LAPOR! id or agency id of a linked" in timeline.output
     bad = runner.invoke(cli, ["log", "--config", str(config), "--since", "yesterday"], env=ENV)
     assert bad.exit_code == 2
     assert "not an ISO 8601 date" in bad.output

@@ -135,6 +135,10 @@ class AgencyControl:
         """An officer edits a complaint (title, content, category, unit, flags...)."""
         self._call("POST", f"complaints/{complaint_id}/edit", fields)
 
+    def delete(self, complaint_id: str) -> None:
+        """An officer deletes a complaint: the API answers 404 for it from now on."""
+        self._call("POST", f"complaints/{complaint_id}/delete")
+
     def set_status(self, complaint_id: str, status: str) -> None:
         self._call("POST", f"complaints/{complaint_id}/status", {"status": status})
 

@@ -386,7 +386,9 @@ class Handler(BaseHTTPRequestHandler):
                     store.complaint_json(r)
                     for r in store.db.execute("SELECT * FROM complaints ORDER BY seq").fetchall()
                 ]
-            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status|edit)", path)
+            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status|edit|delete)", path)
+            if method == "POST" and match and match.group(2) == "delete":
+                return store.delete_complaint(match.group(1))
             if method == "POST" and match and match.group(2) == "followups":
                 return store.add_followup(match.group(1), {"author": "agency", **body})
             if method == "POST" and match and match.group(2) == "edit":

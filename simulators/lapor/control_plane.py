@@ -138,6 +138,9 @@ def handle_control(
                 _complaint_id(body), int(body.get("institution_id", world.institution_id))
             )
             return 200, {"complaint_id": body["complaint_id"]}
+        if (method, path) == ("POST", "/_sim/admin/remove"):
+            world.remove(_complaint_id(body))
+            return 200, {"complaint_id": body["complaint_id"]}
         if method == "POST" and path in ("/_sim/admin/archive", "/_sim/admin/close"):
             world.admin_status(
                 _complaint_id(body), "archived" if path.endswith("archive") else "done"

@@ -649,6 +649,13 @@ class World:
             raise ApiError(409, "COMPLAINT_CLOSED", "Laporan sudah ditutup.")
         self._change_status(c, status, f"Admin: {seed.STATUS_NAMES[status]}")
 
+    def remove(self, complaint_id: int) -> None:
+        """The national admin removes a complaint (spam, a duplicate): from now on it is 404."""
+        self._existing(complaint_id)
+        del self.complaints[complaint_id]
+        self.followups.pop(complaint_id, None)
+        self.inbox_index.discard(complaint_id)
+
     def _existing(self, complaint_id: int) -> dict[str, Any]:
         if complaint_id not in self.complaints:
             raise ApiError(404, "NOT_FOUND", "Laporan tidak ditemukan.")

@@ -1,0 +1,172 @@
+"""Reconcile end to end: drift of every kind made on purpose on both simulators, reported once,
+repaired once, and nothing duplicated on either side."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from connector.adapters import AgencyAdapter
+from connector.flows.followups_out import run_followups_out
+from connector.flows.inbound import run_inbound
+from connector.flows.intake_out import run_intake_out
+from connector.reconcile import Finding, reconcile_all
+from connector.reconcile_fix import repair_all
+from connector.sync import Sync
+from simulators.agency import AgencyControl
+from simulators.lapor import LaporSimulator, SimControl
+from tests.test_sync import (
+    adapter,
+    agency_control,
+    agency_linked,
+    agency_system,
+    make_sync,
+    mappings_dir,
+    ours,
+)
+
+#: The end-to-end world's fixtures, shared with tests/test_sync.py.
+FIXTURES = (adapter, agency_control, agency_system, make_sync, mappings_dir)
+REPLY = "Sudah dua minggu belum ada kabar, mohon ditindaklanjuti."
+STAFF = "Petugas ukur dijadwalkan datang hari Kamis."
+
+
+def synced(make_sync: Callable[..., Sync]) -> Sync:
+    """A sync whose flows have all run once (everything in step)."""
+    sync = make_sync(intake_user_id=1)
+    run_flows(sync)
+    return sync
+
+
+def run_flows(sync: Sync) -> None:
+    run_inbound(sync), run_intake_out(sync), run_followups_out(sync)
+
+
+def skip_past(sync: Sync, flow: str, moment: datetime) -> None:
+    """What a pagination shift does: the flow's cursor is past a change it never read."""
+    with sync.store.transaction():
+        sync.store.set_watermark(flow, moment + timedelta(hours=1))
+
+
+def kinds(findings: list[Finding]) -> Counter[str]:
+    return Counter(f.kind for f in findings)
+
+
+def pick(sim: LaporSimulator, linked: dict[int, dict[str, Any]], used: set[int],
+         **wanted: object) -> dict[str, Any]:  # fmt: skip
+    """A complaint of ours, linked, with the wanted LAPOR! fields, not used by another drift."""
+    for c in sorted(ours(sim), key=lambda c: c["id"]):
+        if c["id"] in linked and c["id"] not in used and all(c[k] == v for k, v in wanted.items()):
+            used.add(c["id"])
+            return c
+    raise AssertionError(f"the seeded world has no free complaint with {wanted}")
+
+
+def test_a_complete_sync_has_no_drift(make_sync: Callable[..., Sync]) -> None:
+    """After every flow has run, reconcile finds nothing on any side."""
+    sync = synced(make_sync)
+    comparison = reconcile_all(sync)
+    assert comparison.findings == []
+    assert comparison.compared > 0
+
+
+@pytest.fixture
+def drifted(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> tuple[Sync, dict[str, Any]]:
+    """A synced world with one drift of every kind made on purpose, on both sides."""
+    sync = synced(make_sync)
+    linked = agency_linked(agency_control)
+    used: set[int] = set()
+    made: dict[str, Any] = {}
+    # LAPOR! side, then the inbound cursor skips past all of it.
+    control.advance_seconds(60)
+    made["missing"] = control.submit(
+        title="Sertifikat ganda", content="Dua sertifikat satu bidang."
+    )
+    control.dispose(made["missing"], 145)
+    made["reply_on"] = pick(sim, linked, used, status="in_process")["id"]
+    control.reply(made["reply_on"], REPLY)
+    made["lapor_gone"] = pick(sim, linked, used)["id"]
+    control.remove(made["lapor_gone"])
+    skip_past(sync, "inbound", control.now())
+    # Agency side: each change made after the flows ran, the cursors skip past it.
+    made["done"] = pick(sim, linked, used, status="done")["id"]
+    agency_control.set_status(linked[made["done"]]["id"], "diproses")  # changed back
+    made["secret"] = pick(sim, linked, used, is_secret=True)["id"]
+    agency_control.edit(linked[made["secret"]]["id"], is_secret=False)
+    made["staff_on"] = pick(sim, linked, used, status="in_process", is_secret=False)["id"]
+    made["staff"] = agency_control.add_staff_followup(linked[made["staff_on"]]["id"], STAFF)
+    made["agency_gone"] = pick(sim, linked, used)["id"]
+    agency_control.delete(linked[made["agency_gone"]]["id"])
+    made["not_filed"] = agency_control.add_internal_complaint(
+        title="Loket tutup sebelum jam", content="Loket tutup pukul 11.", channel="counter",
+        category_code="YAN-ANT", report_to_lapor=True,
+    )  # fmt: skip
+    now = datetime.now(timezone.utc)
+    for flow in ("intake_out", "followups_out"):
+        skip_past(sync, flow, now)
+    made["linked"] = linked
+    return sync, made
+
+
+def test_every_kind_of_drift_is_reported_once(drifted: tuple[Sync, dict[str, Any]]) -> None:
+    """Each drift made on purpose is one finding of its kind, naming the complaint on both sides."""
+    sync, made = drifted
+    findings = reconcile_all(sync).findings
+    linked = made["linked"]
+    assert kinds(findings) == {"missing_in_agency": 1, "not_filed": 1, "lapor_gone": 1,
+                               "agency_gone": 1, "status_drift": 1, "followup_drift": 2,
+                               "flag_drift": 1}  # fmt: skip
+    by_kind = {(f.kind, f.lapor_id or f.agency_id) for f in findings}
+    assert ("missing_in_agency", made["missing"]) in by_kind
+    assert ("not_filed", made["not_filed"]) in by_kind
+    for kind, key in (("lapor_gone", "lapor_gone"), ("agency_gone", "agency_gone"),
+                      ("status_drift", "done"), ("flag_drift", "secret"),
+                      ("followup_drift", "reply_on"), ("followup_drift", "staff_on")):  # fmt: skip
+        assert (kind, made[key]) in by_kind, kind
+        finding = next(f for f in findings if f.kind == kind and f.lapor_id == made[key])
+        assert finding.agency_id == linked[made[key]]["id"]
+    assert all(f.fixable for f in findings)
+
+
+def test_fix_repairs_each_drift_once_and_a_second_reconcile_finds_none(
+    drifted: tuple[Sync, dict[str, Any]],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+    adapter: AgencyAdapter,
+) -> None:
+    """--fix repairs every finding; again finds nothing; fixing twice writes nothing twice."""
+    sync, made = drifted
+    findings = reconcile_all(sync).findings
+    assert repair_all(sync, findings) == ["fixed"] * len(findings)
+    assert reconcile_all(sync).findings == []
+    lapor_writes, agency_writes = control.stats()["writes"], agency_control.stats()["writes"]
+    assert repair_all(sync, findings) == ["fixed"] * len(findings)  # the same repairs, again
+    run_flows(sync)
+    assert reconcile_all(sync).findings == []
+    assert control.stats()["writes"] == lapor_writes
+    assert agency_control.stats()["writes"] == agency_writes
+    # Each repair happened once, on the side it belongs to.
+    agency = {c["id"]: c for c in agency_control.complaints()}
+    from_lapor = [c for c in agency.values() if c["lapor"] and c["lapor"]["id"] == made["missing"]]
+    assert len(from_lapor) == 1
+    linked = made["linked"]
+    assert agency[linked[made["done"]]["id"]]["status"] == "selesai"
+    assert agency[linked[made["secret"]]["id"]]["is_secret"] is True
+    replies = [f for f in adapter.followups(linked[made["reply_on"]]["id"]) if f.content == REPLY]
+    assert len(replies) == 1
+    assert [f["content"] for f in sim.state.followups[made["staff_on"]]].count(STAFF) == 1
+    filed = [c for c in control.complaints() if c["external_ref"] == made["not_filed"]]
+    assert len(filed) == 1
+    assert agency[made["not_filed"]]["lapor"]["id"] == filed[0]["id"]
+    assert sync.links.by_lapor_id(made["lapor_gone"]).gone == "lapor"  # type: ignore[union-attr]
+    assert sync.links.by_lapor_id(made["agency_gone"]).gone == "agency"  # type: ignore[union-attr]

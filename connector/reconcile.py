@@ -92,9 +92,13 @@ class Reconciler:
         self.result = Comparison()
         self._sent_before = sync.lapor.transport.requests_sent
 
+    def spent(self) -> int:
+        """LAPOR! requests sent since this comparison began (by any thread of the process)."""
+        return self.sync.lapor.transport.requests_sent - self._sent_before
+
     def done(self) -> Comparison:
         """The findings so far, and the LAPOR! requests they cost."""
-        self.result.lapor_requests = self.sync.lapor.transport.requests_sent - self._sent_before
+        self.result.lapor_requests = self.spent()
         return self.result
 
     # --- what the flows have had their turn at -------------------------------------------

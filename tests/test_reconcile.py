@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 
 from connector.adapters import AgencyAdapter
+from connector.audit import AuditLog
+from connector.clock import FakeClock
+from connector.config import ReconcileSettings
 from connector.flows.followups_out import run_followups_out
 from connector.flows.inbound import run_inbound
 from connector.flows.intake_out import run_intake_out
+from connector.lapor.client import LaporClient
 from connector.reconcile import Finding, reconcile_all
 from connector.reconcile_fix import repair_all
+from connector.reconcile_sweep import run_sweep, slice_budget
 from connector.sync import Sync
 from simulators.agency import AgencyControl
 from simulators.lapor import LaporSimulator, SimControl
@@ -170,3 +175,91 @@ def test_fix_repairs_each_drift_once_and_a_second_reconcile_finds_none(
     assert agency[made["not_filed"]]["lapor"]["id"] == filed[0]["id"]
     assert sync.links.by_lapor_id(made["lapor_gone"]).gone == "lapor"  # type: ignore[union-attr]
     assert sync.links.by_lapor_id(made["agency_gone"]).gone == "agency"  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def client(make_client: Callable[..., LaporClient]) -> LaporClient:
+    """Small inbox pages, so a pass of the inbox takes several pages and slices."""
+    return make_client(page_size=7)
+
+
+def test_a_flag_only_the_agency_has_is_a_manual_finding(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: AgencyControl
+) -> None:
+    """LAPOR! has no endpoint to raise a flag: the finding says what to do, and no write is made."""
+    sync = synced(make_sync)
+    linked = agency_linked(agency_control)
+    target = pick(sim, linked, set(), is_anonymous=False)
+    agency_control.edit(linked[target["id"]]["id"], is_anonymous=True)
+    skip_past(sync, "intake_out", datetime.now(timezone.utc))
+    findings = reconcile_all(sync).findings
+    assert [(f.kind, f.lapor_id, f.fixable) for f in findings] == [
+        ("flag_drift", target["id"], False)
+    ]
+    assert findings[0].fix.startswith("manual: LAPOR! has no endpoint to raise is_anonymous")
+    assert repair_all(sync, findings) == ["manual"]
+    assert [f.kind for f in reconcile_all(sync).findings] == ["flag_drift"]  # still there
+    assert agency_linked(agency_control)[target["id"]]["is_anonymous"] is True  # never lowered
+
+
+def test_the_sweep_recovers_a_complaint_skipped_past_the_watermark(
+    make_sync: Callable[..., Sync], control: SimControl, agency_control: AgencyControl
+) -> None:
+    """A complaint the inbound cursor skipped is found by the sweep and created once."""
+    sync = synced(make_sync)
+    control.advance_seconds(60)
+    skipped = control.submit(title="Antrean loket", content="Antrean sangat panjang.")
+    control.dispose(skipped, 145)
+    skip_past(sync, "inbound", control.now())
+    run_inbound(sync)  # the cursor is past it: the flow never sees it
+    assert skipped not in agency_linked(agency_control)
+    report = run_sweep(sync, ReconcileSettings(), requests_per_minute=0)
+    assert (report.found, report.fixed, report.reported) == (1, 1, 0)
+    assert report.findings[0].kind == "missing_in_agency"
+    run_flows(sync)
+    assert (
+        sum(1 for c in agency_control.complaints() if c["lapor"] and c["lapor"]["id"] == skipped)
+        == 1
+    )
+    assert run_sweep(sync, ReconcileSettings(), requests_per_minute=0).idle  # the pass is done
+
+
+def test_the_sweep_reports_what_is_not_safe_to_repair(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: AgencyControl
+) -> None:
+    """A status the agency set back is left as it is, and reported in the log and the audit log."""
+    sync = synced(make_sync)
+    linked = agency_linked(agency_control)
+    target = pick(sim, linked, set(), status="done")
+    agency_control.set_status(linked[target["id"]]["id"], "diproses")
+    run_intake_out(sync)
+    report = run_sweep(sync, ReconcileSettings(), requests_per_minute=0)
+    assert (report.found, report.fixed, report.reported) == (1, 0, 1)
+    assert agency_linked(agency_control)[target["id"]]["status"] == "diproses"
+    entries = list(AuditLog(sync.store).entries())
+    reported = [e for e in entries if e.action == "drift_status_drift"]
+    assert [(e.lapor_id, e.outcome) for e in reported] == [(target["id"], "skipped")]
+
+
+def test_the_sweep_spreads_a_pass_over_its_slices_and_its_budget(
+    make_sync: Callable[..., Sync], clock: FakeClock, control: SimControl
+) -> None:
+    """Each slice reads its share of the pages; the pass ends once per interval; an idle slice is free."""
+    sync = synced(make_sync)
+    settings = ReconcileSettings(every_hours=24, slices=3)
+    first = run_sweep(sync, settings, requests_per_minute=0)  # no history yet: one whole pass
+    assert first.pass_ended
+    control.reset_stats()
+    assert run_sweep(sync, settings, requests_per_minute=0).idle
+    assert control.stats()["requests"] == {}  # an idle slice costs nothing
+    clock.advance(24 * 3600)
+    slices = [run_sweep(sync, settings, requests_per_minute=0) for _ in range(3)]
+    assert [s.pass_ended for s in slices] == [False, False, True]
+    assert sum(s.pages for s in slices) >= first.pages
+    assert max(s.pages for s in slices) <= -(-first.pages // 3) + 1
+    clock.advance(24 * 3600)
+    tight = ReconcileSettings(every_hours=1, slices=60)  # a slice of one minute: 2.5 requests
+    assert slice_budget(tight, 50) == 2.5
+    paced = run_sweep(sync, tight, requests_per_minute=50)
+    assert not paced.pass_ended
+    assert paced.lapor_requests <= 3

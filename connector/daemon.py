@@ -60,7 +60,9 @@ class Daemon:
             "intake_out": schedule.intake_out_seconds,
             "followups_out": schedule.followups_out_seconds,
         }
-        jobs = {name: (functools.partial(self.run_flow, name), intervals[name]) for name in FLOWS}
+        jobs: dict[str, tuple[Callable[[], Any], float]] = {
+            name: (functools.partial(self.run_flow, name), intervals[name]) for name in FLOWS
+        }
         jobs["reconcile"] = (self.reconcile_slice, self.settings.reconcile.slice_seconds)
         return jobs
 

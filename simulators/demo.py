@@ -20,10 +20,14 @@ from rich.table import Table
 
 from connector.audit import AuditLog
 from connector.clock import SystemClock
-from connector.config import load_settings
+from connector.config import Settings, load_settings
 from connector.daemon import Daemon
+from connector.flows import run_flow
 from connector.logs import configure
+from connector.reconcile import reconcile_all
+from connector.reconcile_fix import repair_all
 from connector.state import StateStore
+from connector.sync import open_sync
 from simulators.agency import AgencyControl, AgencySystem
 from simulators.lapor import LaporSimulator, SimControl
 
@@ -136,10 +140,39 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
         )
         cycle("third sync (the interrupted follow-up is found, not posted twice)")
 
+        _reconcile_step(console, settings, agency_control)
         _summary(console, settings.state.path, lapor, agency_control)
         console.print(
             f"\nthe audit log: lapor-connector log --config {state_dir / 'config.yaml'}   (and: log verify, log timeline <tracking id>, status)"
         )
+
+
+def _reconcile_step(console: Console, settings: Settings, agency_control: AgencyControl) -> None:
+    """One drift made on purpose (an officer reopens a complaint LAPOR! closed), found by
+    reconcile, repaired by reconcile --fix, and gone when reconcile runs again."""
+    closed = next(
+        (
+            c
+            for c in agency_control.complaints()
+            if c["source"] == "lapor" and c["status"] == "selesai"
+        ),
+        None,
+    )
+    if closed is None:
+        return
+    agency_control.set_status(closed["id"], "diproses")
+    with open_sync(settings, SystemClock(), actor="operator:demo") as sync:
+        run_flow(sync, "intake_out")  # the flows read the change (and leave it: nothing to send)
+        found = reconcile_all(sync).findings
+        for finding in found:
+            console.print(f"  reconcile: {finding.kind} {finding.tracking_id} / {finding.agency_id}: "
+                          f"{finding.detail}; fix: {finding.fix}", markup=False)  # fmt: skip
+        repairs = repair_all(sync, found)
+        left = reconcile_all(sync).findings
+    console.print(
+        f"[bold]reconcile[/bold]: {len(found)} drift(s) found, {repairs.count('fixed')} fixed "
+        f"by reconcile --fix, {len(left)} left"
+    )
 
 
 def _summary(

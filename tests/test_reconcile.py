@@ -175,6 +175,27 @@ def test_fix_repairs_each_drift_once_and_a_second_reconcile_finds_none(
     assert agency[made["not_filed"]]["lapor"]["id"] == filed[0]["id"]
     assert sync.links.by_lapor_id(made["lapor_gone"]).gone == "lapor"  # type: ignore[union-attr]
     assert sync.links.by_lapor_id(made["agency_gone"]).gone == "agency"  # type: ignore[union-attr]
+    # A link marked gone is skipped by the flows: a reply on it is not sent to a 404.
+    control.advance_seconds(60)
+    control.reply(made["agency_gone"], REPLY)
+    run_flows(sync)
+    assert agency_control.stats()["writes"] == agency_writes
+    assert list(sync.outbox.items("failed")) + list(sync.outbox.items("dead")) == []
+
+
+def test_a_change_the_flows_have_not_read_yet_is_left_to_them(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
+    agency_control: AgencyControl,
+) -> None:  # fmt: skip
+    """A reply after the inbound cursor, or an agency edit after the intake cursor, is not drift."""
+    sync = synced(make_sync)
+    linked, used = agency_linked(agency_control), set[int]()
+    control.advance_seconds(60)
+    control.reply(pick(sim, linked, used, status="in_process")["id"], REPLY)
+    agency_control.edit(linked[pick(sim, linked, used, is_secret=True)["id"]]["id"], is_secret=False)
+    comparison = reconcile_all(sync)
+    assert comparison.findings == []
+    assert comparison.pending >= 2
 
 
 @pytest.fixture

@@ -192,7 +192,9 @@ def test_a_change_the_flows_have_not_read_yet_is_left_to_them(
     linked, used = agency_linked(agency_control), set[int]()
     control.advance_seconds(60)
     control.reply(pick(sim, linked, used, status="in_process")["id"], REPLY)
-    agency_control.edit(linked[pick(sim, linked, used, is_secret=True)["id"]]["id"], is_secret=False)
+    agency_control.edit(
+        linked[pick(sim, linked, used, is_secret=True)["id"]]["id"], is_secret=False
+    )
     comparison = reconcile_all(sync)
     assert comparison.findings == []
     assert comparison.pending >= 2

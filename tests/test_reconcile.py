@@ -176,7 +176,7 @@ def test_fix_repairs_each_drift_once_and_a_second_reconcile_finds_none(
     assert sync.links.by_lapor_id(made["lapor_gone"]).gone == "lapor"  # type: ignore[union-attr]
     assert sync.links.by_lapor_id(made["agency_gone"]).gone == "agency"  # type: ignore[union-attr]
     # A link marked gone is skipped by the flows: a reply on it is not sent to a 404.
-    control.advance_seconds(60)
+    control.advance_seconds(2 * 3600)  # past the cursor the drift skipped: the flows read it
     control.reply(made["agency_gone"], REPLY)
     run_flows(sync)
     assert agency_control.stats()["writes"] == agency_writes
@@ -264,7 +264,7 @@ def test_the_sweep_reports_what_is_not_safe_to_repair(
     assert [(e.lapor_id, e.outcome) for e in reported] == [(target["id"], "skipped")]
 
 
-def test_the_sweep_spreads_a_pass_over_its_slices_and_its_budget(
+def test_the_sweep_spreads_a_pass_over_its_slices(
     make_sync: Callable[..., Sync], clock: FakeClock, control: SimControl
 ) -> None:
     """Each slice reads its share of the pages; the pass ends once per interval; an idle slice is free."""
@@ -280,9 +280,27 @@ def test_the_sweep_spreads_a_pass_over_its_slices_and_its_budget(
     assert [s.pass_ended for s in slices] == [False, False, True]
     assert sum(s.pages for s in slices) >= first.pages
     assert max(s.pages for s in slices) <= -(-first.pages // 3) + 1
-    clock.advance(24 * 3600)
+
+
+def test_a_slice_stops_at_its_share_of_the_request_budget(make_sync: Callable[..., Sync]) -> None:
+    """A first slice (no pass to size it by) reads only as far as its budget: 5% of a minute's 50."""
+    sync = synced(make_sync)
     tight = ReconcileSettings(every_hours=1, slices=60)  # a slice of one minute: 2.5 requests
     assert slice_budget(tight, 50) == 2.5
     paced = run_sweep(sync, tight, requests_per_minute=50)
     assert not paced.pass_ended
-    assert paced.lapor_requests <= 3
+    assert 0 < paced.lapor_requests <= 3
+
+
+def test_an_agency_ahead_of_lapor_is_not_drift(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: AgencyControl
+) -> None:
+    """An officer's closing follow-up ('selesai') while LAPOR! still says Dalam Proses is not drift."""
+    sync = synced(make_sync)
+    linked = agency_linked(agency_control)
+    target = pick(sim, linked, set(), status="in_process", is_secret=False)
+    agency_control.add_staff_followup(linked[target["id"]]["id"], STAFF, status_after="selesai")
+    run_flows(sync)
+    run_flows(sync)  # the follow-up on LAPOR! read back: in step on both sides
+    assert sim.state.complaints[target["id"]]["status"] == "in_process"
+    assert reconcile_all(sync).findings == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from connector.clock import SystemClock
 from connector.state import StateStore
+from connector.writer import writer_lock
 from simulators.agency import AgencyControl, AgencySystem
 from simulators.lapor import SimControl
 from tests.test_sync_cli import agency_system, config, run
@@ -64,11 +65,15 @@ def test_reconcile_exits_6_when_only_a_person_can_fix_it(
     assert "no endpoint" in result.output
 
 
-def test_reconcile_without_fix_writes_nothing(config: Path, tmp_path: Path) -> None:
-    """Without --fix the state file is left byte for byte as it was (it runs beside the daemon)."""
+def test_reconcile_without_fix_runs_beside_the_daemon_and_writes_nothing(
+    config: Path, tmp_path: Path
+) -> None:
+    """Without --fix it takes no writer lock and leaves the state byte for byte; --fix waits its turn (8)."""
     assert run(config, "sync").exit_code == 0
     before = (tmp_path / "state.sqlite").read_bytes()
-    assert run(config, "reconcile").exit_code == 0
+    with writer_lock(tmp_path / "state.sqlite", "run (the daemon)"):
+        assert run(config, "reconcile").exit_code == 0
+        assert run(config, "reconcile", "--fix").exit_code == 8
     assert (tmp_path / "state.sqlite").read_bytes() == before
 
 

@@ -13,6 +13,7 @@ from connector.audit_cli import log_group
 from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 from connector.config import load_settings
+from connector.reconcile_cli import reconcile_command
 from connector.sla_cli import sla_group
 from connector.state_cli import state_group
 from connector.sync_cli import COMMANDS
@@ -398,6 +399,7 @@ for _command in COMMANDS:
     cli.add_command(_command)
 cli.add_command(state_group)
 cli.add_command(sla_group)
+cli.add_command(reconcile_command)
 
 
 def main() -> None:

@@ -235,6 +235,23 @@ class AttachmentSettings(Section):
         return None
 
 
+class ReconcileSettings(Section):
+    """The daemon's reconciliation sweep: how often the whole set is compared, in how many
+    slices, and the share of the LAPOR! request budget a slice may spend."""
+
+    #: The whole inbox, the agency system and the links are compared once per this many hours.
+    every_hours: float = Field(default=24.0, ge=1, le=24 * 30)
+    #: Slices per interval: the sweep runs every ``every_hours / slices`` and checks one slice.
+    slices: int = Field(default=24, ge=1, le=1440)
+    #: At most this share of ``lapor.requests_per_minute`` over a slice's time goes to the sweep.
+    budget_share: float = Field(default=0.05, gt=0, le=0.5)
+
+    @property
+    def slice_seconds(self) -> float:
+        """Seconds between two slices of the sweep."""
+        return self.every_hours * 3600 / self.slices
+
+
 class MappingsSettings(Section):
     """Where the mapping files are."""
 
@@ -289,6 +306,7 @@ class Settings(Section):
     sync: SyncSettings = SyncSettings()
     sla: SlaSettings = SlaSettings()
     attachments: AttachmentSettings = AttachmentSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     logging: LoggingSettings = LoggingSettings()
     audit: AuditSettings = AuditSettings()
 

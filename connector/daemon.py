@@ -11,6 +11,7 @@ import functools
 import signal
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
@@ -26,11 +27,15 @@ from connector.lapor.client import LaporClient
 from connector.logs import get_logger
 from connector.mappings import check_mappings
 from connector.pull import pull_inbox
+from connector.reconcile_sweep import run_sweep
 from connector.state import StateStore
 from connector.sync import open_sync
 from connector.writer import writer_lock
 
 log = get_logger("daemon")
+
+#: Jobs whose first run waits one interval (the sweep does not compete with the first sync).
+_FIRST_RUN_LATER = frozenset({"reconcile"})
 
 
 class Daemon:
@@ -45,7 +50,8 @@ class Daemon:
         self.runs = 0
 
     def jobs(self) -> dict[str, tuple[Callable[[], Any], float]]:
-        """Job name → (callable, interval in seconds): every flow, or the inbox pull alone without an agency."""
+        """Job name → (callable, interval in seconds): every flow and the reconciliation sweep,
+        or the inbox pull alone without an agency."""
         schedule = self.settings.schedule
         if self.settings.agency is None:
             return {"lapor.inbox": (self.pull, schedule.inbox_seconds)}
@@ -54,7 +60,11 @@ class Daemon:
             "intake_out": schedule.intake_out_seconds,
             "followups_out": schedule.followups_out_seconds,
         }
-        return {name: (functools.partial(self.run_flow, name), intervals[name]) for name in FLOWS}
+        jobs: dict[str, tuple[Callable[[], Any], float]] = {
+            name: (functools.partial(self.run_flow, name), intervals[name]) for name in FLOWS
+        }
+        jobs["reconcile"] = (self.reconcile_slice, self.settings.reconcile.slice_seconds)
+        return jobs
 
     def run_flow(self, name: str) -> None:
         """One run of a flow, with fresh connections (mapping fixes apply without a restart)."""
@@ -70,6 +80,19 @@ class Daemon:
                 "flow_finished",
                 flow=name,
                 **{k: v for k, v in vars(report).items() if isinstance(v, int)},
+            )
+
+    def reconcile_slice(self) -> None:
+        """One slice of the reconciliation sweep (docs/reconcile.md), between the flows' runs."""
+        with (
+            self._one_at_a_time,
+            open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
+        ):
+            report = run_sweep(sync, self.settings.reconcile,
+                               requests_per_minute=self.settings.lapor.requests_per_minute)  # fmt: skip
+            log.info(
+                "reconcile_slice_finished",
+                **{k: v for k, v in vars(report).items() if isinstance(v, (int, bool))},
             )
 
     def pull(self) -> None:
@@ -139,8 +162,13 @@ class Daemon:
 
             scheduler.add_listener(finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             for name, (job, seconds) in self.jobs().items():
+                later = timedelta(seconds=seconds if name in _FIRST_RUN_LATER else 0)
                 scheduler.add_job(
-                    job, "interval", seconds=seconds, id=name, next_run_time=self.clock.now()
+                    job,
+                    "interval",
+                    seconds=seconds,
+                    id=name,
+                    next_run_time=self.clock.now() + later,
                 )
             self.report_mapping_gaps()
             previous = _install_signal_handlers(self.stop)

@@ -45,6 +45,9 @@ class Link:
     #: What the agency was last told of LAPOR!'s own fields (``connector.flows.lapor_changes``);
     #: None for a link made before it was recorded.
     lapor_fields: dict[str, Any] | None = None
+    #: ``lapor`` or ``agency`` once reconcile found the record gone on that side (404): the
+    #: link is kept, on the record, and nothing more is synced through it.
+    gone: str | None = None
 
 
 def _link(row: dict[str, Any]) -> Link:
@@ -62,6 +65,7 @@ def _link(row: dict[str, Any]) -> Link:
         followups_seen=row.get("followups_seen"),
         last_followup_at=_time(row.get("last_followup_at")),
         lapor_fields=json.loads(row["lapor_fields"]) if row.get("lapor_fields") else None,
+        gone=row.get("gone"),
     )
 
 
@@ -137,6 +141,29 @@ class Links:
     def clear_disposed_away(self, lapor_id: int) -> None:
         """LAPOR! disposed the complaint back to this institution: push to it again."""
         self.update(lapor_id, disposed_away=0)
+
+    def mark_gone(self, lapor_id: int, side: Origin) -> None:
+        """The record on ``side`` no longer exists (404): keep the link, marked, and stop syncing it."""
+        self.update(lapor_id, gone=side, gone_at=self.store.clock.now())
+
+    def all(self) -> list[Link]:
+        """Every link, in the order they were made."""
+        return [_link(row) for row in self.store.db.query("SELECT * FROM links ORDER BY id")]
+
+    def mark_reconciled(self, lapor_ids: list[int], at: datetime) -> None:
+        """The reconciliation sweep compared these complaints at ``at``."""
+        self.store.db.conn.executemany(
+            "UPDATE links SET reconciled_at = ? WHERE lapor_id = ?",
+            [(_iso(at), lapor_id) for lapor_id in lapor_ids],
+        )
+
+    def not_reconciled_since(self, moment: datetime) -> list[Link]:
+        """Links not compared by the sweep since ``moment`` (nor marked gone)."""
+        rows = self.store.db.query(
+            "SELECT * FROM links WHERE gone IS NULL AND (reconciled_at IS NULL OR reconciled_at < ?) ORDER BY id",
+            [_iso(moment)],
+        )
+        return [_link(row) for row in rows]
 
     def count(self) -> int:
         """How many complaints are linked."""

@@ -221,6 +221,14 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     )
     """,
+    # 9: reconcile: a link whose record is gone on one side is marked (never deleted), when the
+    # daemon's sweep last saw each link, and where the sweep stands in its pass of the inbox
+    """
+    ALTER TABLE links ADD COLUMN gone TEXT CHECK (gone IN ('lapor', 'agency'));
+    ALTER TABLE links ADD COLUMN gone_at TEXT;
+    ALTER TABLE links ADD COLUMN reconciled_at TEXT;
+    CREATE TABLE reconcile_sweep (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)
+    """,
 )
 
 SaveOutcome = Literal["new", "changed", "unchanged"]

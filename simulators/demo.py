@@ -23,8 +23,12 @@ from connector.audit import AuditLog
 from connector.clock import SystemClock
 from connector.config import Settings, load_settings
 from connector.daemon import Daemon
+from connector.flows import run_flow
 from connector.logs import configure
+from connector.reconcile import reconcile_all
+from connector.reconcile_fix import repair_all
 from connector.state import StateStore
+from connector.sync import open_sync
 from simulators.agency import AgencyControl, AgencySystem
 from simulators.agency.store import SURAT_PDF
 from simulators.lapor import LaporSimulator, SimControl
@@ -141,6 +145,7 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
         )
         cycle("third sync (the interrupted follow-up is found, not posted twice)")
 
+        _reconcile_step(console, settings, agency_control)
         _summary(console, settings.state.path, lapor, agency_control)
         _sla(console, settings)
         _attachments(console, fresh, lapor, agency, agency_control)
@@ -202,6 +207,34 @@ def _attachments(
     ]
     pdf = any(u["file_name"] == "surat-balasan.pdf" and u["data"] == SURAT_PDF for u in held)
     console.print(f"agency follow-up PDF surat-balasan.pdf on LAPOR!: {'yes, with the file' if pdf else 'NO'}")  # fmt: skip
+
+
+def _reconcile_step(console: Console, settings: Settings, agency_control: AgencyControl) -> None:
+    """One drift made on purpose (an officer reopens a complaint LAPOR! closed), found by
+    reconcile, repaired by reconcile --fix, and gone when reconcile runs again."""
+    closed = next(
+        (
+            c
+            for c in agency_control.complaints()
+            if c["source"] == "lapor" and c["status"] == "selesai"
+        ),
+        None,
+    )
+    if closed is None:
+        return
+    agency_control.set_status(closed["id"], "diproses")
+    with open_sync(settings, SystemClock(), actor="operator:demo") as sync:
+        run_flow(sync, "intake_out")  # the flows read the change (and leave it: nothing to send)
+        found = reconcile_all(sync).findings
+        for finding in found:
+            console.print(f"  reconcile: {finding.kind} {finding.tracking_id} / {finding.agency_id}: "
+                          f"{finding.detail}; fix: {finding.fix}", markup=False)  # fmt: skip
+        repairs = repair_all(sync, found)
+        left = reconcile_all(sync).findings
+    console.print(
+        f"[bold]reconcile[/bold]: {len(found)} drift(s) found, {repairs.count('fixed')} fixed "
+        f"by reconcile --fix, {len(left)} left"
+    )
 
 
 def _summary(

@@ -12,7 +12,8 @@ from simulators.demo import run_demo
 
 
 def test_demo_runs_and_reports(tmp_path: Path) -> None:
-    """Both systems, three daemon cycles: complaints flow both ways, nothing is duplicated, the log verifies."""
+    """Both systems, three daemon cycles: complaints flow both ways, nothing is duplicated, one drift
+    made on purpose is found and fixed by reconcile, the log verifies."""
     out = io.StringIO()
     run_demo(
         complaints=30, seed=3, state_dir=tmp_path / "demo", console=Console(file=out, width=200)
@@ -32,4 +33,6 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert "chain intact" in text
     assert "citizen's photo foto.jpg downloadable from the agency system: yes, http" in text
     assert "agency follow-up PDF surat-balasan.pdf on LAPOR!: yes, with the file" in text
+    assert "reconcile: 1 drift(s) found, 1 fixed by reconcile --fix, 0 left" in text
+    assert "status_drift" in text
     assert (tmp_path / "demo" / "state.sqlite").exists()

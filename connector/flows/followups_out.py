@@ -78,7 +78,7 @@ def push_followup(
             complaint.source == "internal" and complaint.report_to_lapor
         )
         return not belongs_on_lapor
-    if link.disposed_away:
+    if link.disposed_away or link.gone is not None:  # left us, or gone on one side (reconcile)
         report.skipped += 1
         return True
     subject = f"{link.tracking_id}/{followup.id}"

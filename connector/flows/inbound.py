@@ -178,6 +178,10 @@ def sync_page(
     unchanged: list[m.ComplaintSummary] = []
     for summary in summaries:
         link = sync.links.by_lapor_id(summary.lapor_id)
+        if link is not None and link.gone is not None:
+            # Reconcile found one side gone (404) and marked the link: nothing more to sync.
+            report.skipped += 1
+            continue
         if (
             link is not None
             and not force

@@ -195,6 +195,7 @@ def push_status_change(sync: Sync, complaint: m.AgencyComplaint, report: IntakeR
         link is None
         or link.lapor_id is None
         or link.disposed_away
+        or link.gone is not None
         or complaint.status == link.agency_status
     ):
         return

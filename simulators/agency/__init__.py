@@ -153,6 +153,10 @@ class AgencyControl:
         that does not know an optional field does; none given: accept every field again."""
         return list(self._call("POST", "refuse", {"fields": list(names)})["refused"])
 
+    def delete(self, complaint_id: str) -> None:
+        """An officer deletes a complaint: the API answers 404 for it from now on."""
+        self._call("POST", f"complaints/{complaint_id}/delete")
+
     def set_status(self, complaint_id: str, status: str) -> None:
         self._call("POST", f"complaints/{complaint_id}/status", {"status": status})
 

@@ -430,7 +430,9 @@ class Handler(BaseHTTPRequestHandler):
                     store.complaint_json(r)
                     for r in store.db.execute("SELECT * FROM complaints ORDER BY seq").fetchall()
                 ]
-            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status|edit)", path)
+            match = re.fullmatch(r"/_sim/complaints/([^/]+)/(followups|status|edit|delete)", path)
+            if method == "POST" and match and match.group(2) == "delete":
+                return store.delete_complaint(match.group(1))
             if method == "POST" and match and match.group(2) == "followups":
                 files = body.pop("files", [])
                 followup = store.add_followup(match.group(1), {"author": "agency", **body})

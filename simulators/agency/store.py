@@ -367,6 +367,13 @@ class AgencyStore:
         self.db.execute(sql, [*values.values(), complaint_id])
         return self.complaint_json(self.complaint(complaint_id))
 
+    def delete_complaint(self, complaint_id: str) -> dict[str, Any]:
+        """An officer deletes a complaint (a duplicate, a test entry): from now on it is 404."""
+        self.complaint(complaint_id)
+        self.db.execute("DELETE FROM followups WHERE complaint_id = ?", [complaint_id])
+        self.db.execute("DELETE FROM complaints WHERE id = ?", [complaint_id])
+        return {"id": complaint_id, "deleted": True}
+
     def attach(
         self,
         complaint_id: str,

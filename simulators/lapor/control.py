@@ -150,6 +150,10 @@ class SimControl:
     def archive(self, complaint_id: int) -> None:
         self._call("POST", "admin/archive", {"complaint_id": complaint_id})
 
+    def remove(self, complaint_id: int) -> None:
+        """The admin removes a complaint: C1 no longer lists it, C2 answers 404."""
+        self._call("POST", "admin/remove", {"complaint_id": complaint_id})
+
     def close(self, complaint_id: int) -> None:
         self._call("POST", "admin/close", {"complaint_id": complaint_id})
 

@@ -165,6 +165,9 @@ def handle_control(
         if (method, path) == ("POST", "/_sim/admin/edit"):
             changes = {k: v for k, v in body.items() if k != "complaint_id"}
             return 200, {"changed": world.edit(_complaint_id(body), changes)}
+        if (method, path) == ("POST", "/_sim/admin/remove"):
+            world.remove(_complaint_id(body))
+            return 200, {"complaint_id": body["complaint_id"]}
         if method == "POST" and path in ("/_sim/admin/archive", "/_sim/admin/close"):
             world.admin_status(
                 _complaint_id(body), "archived" if path.endswith("archive") else "done"

@@ -701,6 +701,13 @@ class World:
             raise ApiError(404, "NOT_FOUND", "Lampiran tidak ditemukan.")
         return self.uploads[file_id]
 
+    def remove(self, complaint_id: int) -> None:
+        """The national admin removes a complaint (spam, a duplicate): from now on it is 404."""
+        self._existing(complaint_id)
+        del self.complaints[complaint_id]
+        self.followups.pop(complaint_id, None)
+        self.inbox_index.discard(complaint_id)
+
     def _existing(self, complaint_id: int) -> dict[str, Any]:
         if complaint_id not in self.complaints:
             raise ApiError(404, "NOT_FOUND", "Laporan tidak ditemukan.")

@@ -166,6 +166,10 @@ class SyncSettings(Section):
     #: own work stays in order. Default: sized to the LAPOR! pace (rate x a 2-second allowance
     #: for latency, plus 2, at most 16), or 32 when requests are not paced.
     slots: int | None = Field(default=None, ge=1, le=64)
+    #: LAPOR! requests one inbound run may make (None: no limit). With a backlog (a backfill,
+    #: an outage) a run then does the most urgent work within it and leaves the rest for the
+    #: next run, so the other flows get their turn in between (docs/sla.md).
+    requests_per_run: int | None = Field(default=None, ge=5, le=1_000_000)
 
 
 def slots_for(settings: Settings) -> int:

@@ -116,6 +116,19 @@ def _latest(*moments: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
+def facts_from(complaint: m.ComplaintSummary, unit: str | None) -> Facts:
+    """What a listing summary alone says of a complaint's clock (one not synced yet)."""
+    d = complaint.deadlines
+    return Facts(
+        lapor_id=complaint.lapor_id, tracking_id=complaint.tracking_id, unit=unit,
+        status=complaint.status, disposition_id=complaint.disposition_id,
+        created_at=complaint.created_at, disposed_at=None, first_followup_at=None,
+        last_institution_followup_at=None, last_reply_at=None, closed_at=None,
+        verify_by=d.verify_by, first_followup_by=d.first_followup_by, auto_close_at=d.auto_close_at,
+        recorded_state=None, disagreement=None,
+    )  # fmt: skip
+
+
 class SlaFacts:
     """Reads and keeps the SLA facts in the state (writes inside the caller's transaction)."""
 

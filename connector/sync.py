@@ -71,6 +71,9 @@ class Sync:
     slots: int = 1
     #: Working days before a due date from which a complaint counts as at risk (``sla``).
     sla_at_risk_days: int = 2
+    #: LAPOR! requests one inbound run may make (``sync.requests_per_run``; None: no limit):
+    #: the rest waits for the next run, the most urgent first.
+    requests_per_run: int | None = None
     #: Whether ``push_sla_state`` sends anything (``agency.push_sla_state``); once the agency
     #: refused the field in this run, ``sla_state_refused`` stops the rest of the run's pushes.
     sla_push_enabled: bool = False
@@ -817,6 +820,7 @@ def open_sync(
                         actor=actor, dry_run=dry_run, retry=settings.outbox, audit_settings=settings.audit,
                         master_data_refresh=timedelta(hours=settings.lapor.master_data_refresh_hours),
                         slots=slots_for(settings), sla_at_risk_days=settings.sla.at_risk_days,
+                        requests_per_run=settings.sync.requests_per_run,
                         sla_push_enabled=settings.agency.push_sla_state, attachments=settings.attachments)  # fmt: skip
             lapor.status_aliases = mappings.status_aliases
             keep_pacer(store, lapor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -469,3 +470,51 @@ def test_the_sla_state_is_not_pushed_by_default(
 ) -> None:
     run_inbound(make_sync())
     assert all(c.get("sla_state") is None for c in agency_control.complaints())
+
+
+# --- the budget goes where the deadline is ------------------------------------------------------
+
+
+def test_with_a_short_budget_the_most_urgent_complaint_reaches_the_agency_first(
+    make_sync: Callable[..., Sync], sim: LaporSimulator, agency_control: Any
+) -> None:
+    """Five LAPOR! requests a run: each run files the new complaints nearest their deadline
+    first, the rest wait (the cursor stays), and in the end every one is filed once."""
+    ours = {
+        c["id"]: c for c in sim.state.complaints.values() if c["disposition_id"] == INSTITUTION_ID
+    }
+
+    def rank(c: dict[str, Any]) -> tuple[int, date]:
+        """Waiting for verification or a first follow-up: by that deadline; then the rest."""
+        stage, due = expected_due(c)
+        if c["status"] not in ("done", "archived", "rejected") and stage in (
+            "verify",
+            "first_followup",
+        ):
+            return (0, due)
+        return (1, date.min)
+
+    due = {i: rank(c) for i, c in ours.items()}
+    sync = make_sync(requests_per_run=5)
+    seen: set[int] = set()
+    waves: list[set[int]] = []
+    for _ in range(40):
+        report = run_inbound(sync)
+        linked = {c["lapor"]["id"] for c in agency_control.complaints() if c["lapor"]}
+        waves.append(linked - seen)
+        seen = linked
+        if report.deferred == 0:
+            break
+    assert seen == set(ours)
+    assert len(waves) > 3  # the budget really was short
+    first = waves[0]
+    assert first, "the first run filed nothing"
+    assert max(due[i] for i in first) <= min(due[i] for i in set(ours) - first)
+    filled = [wave for wave in waves if wave]
+    for earlier, later in itertools.pairwise(
+        filled
+    ):  # never a later deadline before an earlier one
+        assert max(due[i] for i in earlier) <= min(due[i] for i in later)
+    lapor_ids = [c["lapor"]["id"] for c in agency_control.complaints() if c["lapor"]]
+    assert len(lapor_ids) == len(set(lapor_ids))  # none twice
+    assert sync.store.watermark("inbound") is not None

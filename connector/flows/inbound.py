@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
@@ -21,7 +21,7 @@ from connector.flows.attachments import FileJob, parse_record_id, transfer
 from connector.flows.lapor_changes import change_patch, changed_fields, lapor_fields
 from connector.links import Link
 from connector.logs import get_logger
-from connector.sla import SlaFacts, review
+from connector.sla import TERMINAL, SlaFacts, deadline, facts_from, review
 from connector.sync import Sync, lapor_state
 
 log = get_logger("inbound")
@@ -49,6 +49,8 @@ class InboundReport:
     errors: list[str] = field(default_factory=list)
     #: LAPOR! ids whose SLA facts this run changed.
     observed: set[int] = field(default_factory=set)
+    #: Complaints left for the next run because this run's request budget was spent.
+    deferred: int = 0
 
 
 def run_inbound(
@@ -80,25 +82,94 @@ def run_inbound(
         # beginning fills them from the summaries (list pages only; nothing else is re-read).
         start = BEGINNING
         log.info("sla_backfill_started")
+    budget = _Budget(sync)
     listing = sync.lapor.inbox(start)
     for page in listing.pages():
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
         records = _not_in_the_future(sync, page.records, page.server_time, report)
-        due = [s for s in records if until is None or s.updated_at < until]
-        # In batches of a few slots' worth: a paced budget reaches the agency steadily, and a
-        # stop loses at most one batch's detail reads.
-        for first in range(0, len(due), sync.batch_size):
-            sync_page(sync, due[first : first + sync.batch_size], report, force=force)
+        due = by_urgency(sync, [s for s in records if until is None or s.updated_at < until])
+        # Most urgent first (docs/sla.md), in batches of a few slots' worth: a paced budget
+        # reaches the agency steadily, and a stop loses at most one batch's detail reads.
+        done = 0
+        while done < len(due):
+            size = budget.batch(sync.batch_size)
+            if size == 0:
+                break
+            sync_page(sync, due[done : done + size], report, force=force)
+            done += size
+        if done < len(due):
+            # The run's request budget is spent: the rest of the page waits for the next run
+            # (the cursor stays before it, so the page is listed again and what was done is
+            # skipped at no cost).
+            report.deferred = len(due) - done
+            log.info("inbound_budget_spent", deferred=report.deferred, budget=budget.limit)
+            break
         if records and since is None:
             sync.advance(FLOW, max(c.updated_at for c in records))
-    if since is None:
-        sync.advance(FLOW, listing.server_time)
+    else:
+        if since is None:
+            sync.advance(FLOW, listing.server_time)
+        if backfill and not sync.dry_run:
+            SlaFacts(sync.store).backfilled()
     report.watermark = sync.store.watermark(FLOW)
     if not sync.dry_run:
-        if backfill:
-            SlaFacts(sync.store).backfilled()
         review(sync, sync.sla_at_risk_days, report.observed)
     return report
+
+
+class _Budget:
+    """The LAPOR! requests one run may make (``sync.requests_per_run``; None: no limit)."""
+
+    #: LAPOR! requests a complaint may cost in a batch (its detail and its follow-ups).
+    PER_COMPLAINT = 2
+
+    def __init__(self, sync: Sync) -> None:
+        self.limit = sync.requests_per_run
+        self._transport = sync.lapor.transport
+        self._start = self._transport.requests_sent
+
+    def batch(self, size: int) -> int:
+        """How many complaints the next batch may take: ``size``, fewer near the end of the
+        budget, 0 once it is spent."""
+        if self.limit is None:
+            return size
+        left = self.limit - (self._transport.requests_sent - self._start)
+        if left <= 0:
+            return 0
+        return max(1, min(size, left // self.PER_COMPLAINT))
+
+
+def by_urgency(sync: Sync, records: list[m.ComplaintSummary]) -> list[m.ComplaintSummary]:
+    """A page's complaints in the order the budget should go to them (docs/sla.md): those
+    already in step first (they cost nothing), then complaints new to the agency waiting for
+    verification or their first follow-up, nearest that deadline first, then the other open
+    ones (replies to complaints in process), by their SLA due date, then the closed ones; ties
+    keep the listing's order."""
+    calendar = sync.mappings.calendar
+    facts = SlaFacts(sync.store)
+    never = date.max
+
+    def key(summary: m.ComplaintSummary) -> tuple[int, date]:
+        link = sync.links.by_lapor_id(summary.lapor_id)
+        if (
+            link is not None
+            and link.lapor_updated_at is not None
+            and summary.updated_at <= link.lapor_updated_at
+        ):
+            return (0, never)
+        if summary.status in TERMINAL:
+            return (3, never)
+        if link is None:
+            unit = sync.mappings.unit_for_disposition(summary.disposition_id)
+            found = deadline(facts_from(summary, unit), calendar)
+        else:
+            known = facts.get(summary.lapor_id)
+            found = deadline(known, calendar) if known is not None else None
+        if found is None:
+            return (2, never)
+        return (1 if link is None and found.stage in ("verify", "first_followup") else 2, found.due)
+
+    return sorted(records, key=key)
 
 
 def _not_in_the_future(

@@ -11,6 +11,7 @@ nothing is duplicated and nothing is lost. It ends with a summary and the audit 
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta, timezone
 from collections import Counter
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def _config(state_dir: Path, lapor: LaporSimulator, agency: AgencySystem) -> Pat
     return path
 
 
+#: LAPOR!'s clock when the demo starts: its complaints were filed over the two months before, and
+#: the working days it moves on cross the Christmas holiday and cuti bersama of 2026.
+DEMO_START = datetime(2026, 12, 21, 9, 0, tzinfo=timezone(timedelta(hours=7)))
+
+
 def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -> None:
     """Start both systems, run the daemon through three cycles with activity between them, summarise."""
     configure("ERROR", "console")
@@ -78,7 +84,9 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
         shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True)
     with (
-        LaporSimulator(seed=seed, complaints=complaints, requests_per_minute=0).start() as lapor,
+        LaporSimulator(
+            seed=seed, complaints=complaints, requests_per_minute=0, start_time=DEMO_START
+        ).start() as lapor,
         AgencySystem(
             state_dir / "agency-system.sqlite", token=AGENCY_TOKEN, complaints=5, seed=seed
         ).start() as agency,

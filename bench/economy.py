@@ -148,14 +148,31 @@ class Scenarios:
             and self.records[i]["disposition_id"] == INSTITUTION
         )
 
+    def details_needed(self, changed: set[int], before: dict[int, dict[str, Any]]) -> int:
+        """C2 a correct connector reads for changes nothing else explains: a complaint still
+        disposed to us whose listed fields did not change and that got no new follow-up (the
+        change is then only in its detail: docs/sync.md, "Request economy")."""
+        listed = ("status", "disposition_id", "is_secret", "is_anonymous", "title", "category_id",
+                  "classification_id")  # fmt: skip
+        return sum(
+            1
+            for i in changed
+            if self.records[i]["disposition_id"] == INSTITUTION
+            and all(self.records[i].get(k) == before[i].get(k) for k in listed)
+            and i not in self.replied
+        )
+
     def run(self, scenario: str, minimum: Minimum | None = None) -> dict[str, Any]:
         """One inbound run with the counters reset first, judged against ``minimum`` (by default:
-        the inbox pages the listing needs and the C3 the changes need)."""
+        the inbox pages the listing needs, the C3 the changes need, and the C2 of changes
+        nothing else explains)."""
         changed = self.refresh()
         if minimum is None:
             listed, replies = self.listed(), self.replies_needed(changed)
-            minimum = Minimum({"inbox": pages(listed), "followups": replies},
-                              f"⌈{listed} listed/1000⌉ pages + {replies} C3 for {len(changed)} changed")  # fmt: skip
+            details = self.details_needed(changed, self.previous)
+            minimum = Minimum({"inbox": pages(listed), "followups": replies, "complaint": details},
+                              f"⌈{listed} listed/1000⌉ pages + {replies} C3 for {len(changed)} changed"
+                              + (f" + {details} C2 for changes nothing else explains" if details else ""))  # fmt: skip
         self.control.reset_stats()
         report = inbound_cycle(self.config)
         stats = self.control.stats()

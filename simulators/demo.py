@@ -11,8 +11,8 @@ nothing is duplicated and nothing is lost. It ends with a summary and the audit 
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -155,8 +155,8 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
 
         _reconcile_step(console, settings, agency_control)
         _summary(console, settings.state.path, lapor, agency_control)
-        _sla(console, settings)
         _attachments(console, fresh, lapor, agency, agency_control)
+        _sla(console, settings)
         console.print(
             f"\nthe audit log: lapor-connector log --config {state_dir / 'config.yaml'}   (and: log verify, log timeline <tracking id>, status)"
         )

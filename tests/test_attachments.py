@@ -137,17 +137,18 @@ def test_a_file_already_stored_is_never_fetched_again(
     assert agency_control.writes("upload") == 1
 
 
-def test_a_file_added_later_goes_when_the_detail_is_read(
+def test_a_file_added_later_goes_in_the_next_run(
     make_sync: Callable[..., Sync], control: SimControl, agency_control: AgencyControl,
     agency_system: AgencySystem,
 ) -> None:  # fmt: skip
-    """A file the citizen adds to a complaint already synced reaches the agency at the next
-    detail read (a resync), costing one C9; the first file is not sent again."""
+    """A file the citizen adds to a complaint already synced reaches the agency in the next
+    run: the change is one the listing and the follow-ups do not explain, so the detail is read
+    (one C2) and the new file costs one C9; the first file is not sent again."""
     lapor_id = citizen_complaint(control, PHOTO)
     sync = make_sync()
     run_inbound(sync)
     control.attach(lapor_id, LETTER)
-    resync_complaint(sync, lapor_id)
+    run_inbound(sync)
     files = agency_complaint(agency_control, lapor_id)["attachments"]
     assert [f["file_name"] for f in files] == ["foto.jpg", "surat-balasan.pdf"]
     assert download(agency_system, files[1]["url"]) == SURAT_PDF

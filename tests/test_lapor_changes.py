@@ -244,30 +244,77 @@ def test_each_later_edit_is_one_more_patch(
     assert agency["changed_on_lapor"]["fields"] == ["classification"]
 
 
-def test_a_content_edit_reaches_the_agency_when_the_detail_is_read(
+def test_a_content_edit_reaches_the_agency_in_the_next_run(
     make_sync: Callable[..., Sync],
     sim: LaporSimulator,
     control: SimControl,
     agency_control: AgencyControl,
 ) -> None:
-    """The listing carries no content: the edit is seen by the next detail read (a resync),
-    one PATCH with the new content and the marker; the listing's own pass adds no C2."""
-    from connector.flows.inbound import resync_complaint
-
+    """The listing carries no content: a change it does not explain, whose follow-ups read
+    finds nothing new, is read in full (one C2): one PATCH with the new content and the
+    marker; the next run reads nothing more and writes nothing."""
     run_inbound(make_sync())
     lapor_id, _ = first_linked(sim, agency_control)
     before = agency_control.writes("patch")
     control.edit(lapor_id, content="Isi laporan diperbaiki admin: nomor berkas 123/2026.")
     control.reset_stats()
     run_inbound(make_sync())
-    assert "complaint" not in lapor_requests(control)
-    resync_complaint(make_sync(), lapor_id)
+    assert lapor_requests(control) == {"inbox": 1, "followups": 1, "complaint": 1}
     assert agency_control.writes("patch") == before + 1
     agency = linked_agency(agency_control)[lapor_id]
     assert agency["content"] == "Isi laporan diperbaiki admin: nomor berkas 123/2026."
     assert agency["changed_on_lapor"]["fields"] == ["content"]
-    resync_complaint(make_sync(), lapor_id)  # read again, unchanged: no PATCH
+    control.reset_stats()
+    run_inbound(make_sync())
+    assert lapor_requests(control) == {"inbox": 1}
     assert agency_control.writes("patch") == before + 1
+
+
+@pytest.mark.parametrize("dialect", ["counts"])
+def test_where_lapor_sends_follow_up_counts_a_content_edit_costs_a_detail_read_not_a_followups_read(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+) -> None:
+    """The counts did not move, so no C3; the change is read in the detail instead."""
+    run_inbound(make_sync())
+    lapor_id, _ = first_linked(sim, agency_control)
+    control.edit(lapor_id, content="Isi laporan diperbaiki admin.")
+    control.reset_stats()
+    run_inbound(make_sync())
+    assert lapor_requests(control) == {"inbox": 1, "complaint": 1}
+    assert linked_agency(agency_control)[lapor_id]["content"] == "Isi laporan diperbaiki admin."
+
+
+def test_a_reply_between_the_followups_read_and_the_detail_read_is_not_lost(
+    make_sync: Callable[..., Sync],
+    sim: LaporSimulator,
+    control: SimControl,
+    agency_control: AgencyControl,
+    adapter: AgencyAdapter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The detail read for an unexplained change may already show a later change (a reply
+    posted in between): the complaint is marked in step at the listing's moment, not the
+    detail's, so the next run reads the reply."""
+    run_inbound(make_sync())
+    lapor_id, _ = first_linked(sim, agency_control)
+    control.edit(lapor_id, content="Isi laporan diperbaiki admin.")
+    sync = make_sync()
+    read = sync.lapor.complaint
+
+    def reply_first(complaint_id: int) -> object:
+        control.advance_seconds(1)
+        control.reply(complaint_id, "Balasan yang datang di antara dua bacaan.")
+        return read(complaint_id)
+
+    monkeypatch.setattr(sync.lapor, "complaint", reply_first)
+    run_inbound(sync)
+    monkeypatch.undo()
+    run_inbound(make_sync())
+    texts = [f.content for f in adapter.followups(linked_agency(agency_control)[lapor_id]["id"])]
+    assert texts.count("Balasan yang datang di antara dua bacaan.") == 1
 
 
 def test_an_unchanged_complaint_gets_no_patch(
@@ -282,9 +329,11 @@ def test_an_unchanged_complaint_gets_no_patch(
     before = agency_control.writes("patch")
     control.reply(lapor_id, "Apakah ada kabar terbaru?")
     assert control.edit(lapor_id, title=sim.state.complaints[lapor_id]["title"]) == []
+    control.reset_stats()
     report = run_inbound(make_sync())
     assert report.replies == 1
     assert agency_control.writes("patch") == before
+    assert "complaint" not in lapor_requests(control)  # the reply explains the change: no C2
     assert linked_agency(agency_control)[lapor_id]["changed_on_lapor"] is None
 
 

@@ -216,6 +216,10 @@ class _Work:
     followups_seen: int | None = None
     last_followup_at: datetime | None = None
     disposed_back: bool = False
+    #: Changed on LAPOR! with nothing in the listing to say what (status, disposition, flags,
+    #: title, category, report type all as the agency has them): a reply, or else something
+    #: only the detail shows (its content, a new file); see ``_details_of_unexplained``.
+    unexplained: bool = False
     #: What the agency holds of LAPOR!'s own fields once this run is done (marked in step).
     lapor_fields: dict[str, Any] | None = None
     #: The citizen's replies and the admin's notes the follow-ups read (C3) found.
@@ -284,6 +288,7 @@ def sync_page(
         if not item.new:
             _guarded(sync, item, report, partial(_update, sync, item, report))
     _replies_all(sync, [w for w in work if w.ok], report)
+    _details_of_unexplained(sync, [w for w in work if w.ok], report)
     _attachments_all(sync, [w for w in work if w.ok], report)
     done = [w for w in work if w.ok and w.complete]
     facts = SlaFacts(sync.store)
@@ -449,6 +454,7 @@ def _update(sync: Sync, item: _Work, report: InboundReport) -> None:
     if link.lapor_state == _state(summary) and not changed:
         # Nothing the agency holds changed (a reply, say): no PATCH, only the replies.
         report.unchanged += 1  # checked, and in step once the replies are in
+        item.unexplained = not redisposed and item.detail is None
         return
     patch: dict[str, object] = {}
     if changed:
@@ -644,6 +650,36 @@ def _attachments_all(sync: Sync, items: list[_Work], report: InboundReport) -> N
             jobs += [FileJob(summary.lapor_id, summary.tracking_id, link.agency_id, f, reply.id,
                              agency_followup_id) for f in reply.attachments]  # fmt: skip
     report.attachments += transfer(sync, jobs)
+
+
+def _details_of_unexplained(sync: Sync, items: list[_Work], report: InboundReport) -> None:
+    """Phase 3a: a changed complaint whose listing entry shows nothing new and whose
+    follow-ups read found no new one (or was not needed: the hints did not move) changed in
+    what only its detail (C2) shows: its content, or a new file. One C2 each, read side by
+    side; what changed is sent as the update of phase 2 would (``changed_on_lapor``), and its
+    new files follow in phase 3b."""
+    want = [w for w in items if w.unexplained and w.link is not None and not _new_followups(w)]
+    details = sync.parallel(lambda w: sync.lapor.complaint(w.summary.lapor_id), want)
+    for work, detail in zip(want, details, strict=True):
+        if isinstance(detail, Exception):
+            if not _set_aside(sync, work, detail, report):
+                raise detail
+            continue
+        work.unexplained = False
+        # The detail may be newer than the listing (changed again since): the listing's moment
+        # is the one marked in step, so a change after it is read again next run, not lost.
+        work.detail = detail.model_copy(update={"updated_at": work.summary.updated_at})
+        work.summary = work.detail
+        report.unchanged -= 1  # counted by the first look; the second counts for itself
+        _guarded(sync, work, report, partial(_update, sync, work, report))
+
+
+def _new_followups(work: _Work) -> bool:
+    """Whether the follow-ups read of this run explains the change (a new follow-up)."""
+    if work.followups is None:
+        return False  # not read: the hints said none is new
+    seen = work.link.followups_seen if work.link is not None else None
+    return seen is None or work.followups_seen != seen
 
 
 def _reply_intent(sync: Sync, work: _Work, item: m.FollowUp) -> dict[str, Any]:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from connector import __version__
+from connector import __version__, errors
 from connector.audit_cli import log_group
 from connector.cli_support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 from connector.config import load_settings
+from connector.mappings import mappings_problems
 from connector.reconcile_cli import reconcile_command
 from connector.sla_cli import sla_group
+from connector.state import state_path_problems
 from connector.state_cli import state_group
 from connector.sync_cli import COMMANDS
 
@@ -108,6 +113,12 @@ def config_check(config_path: Path) -> None:
       lapor-connector config check --config /etc/lapor-connector/config.yaml
     """
     settings = load_settings(config_path)
+    problems = [
+        *state_path_problems(settings.state.path),
+        *mappings_problems(settings.mappings.path),
+    ]
+    if problems:
+        raise errors.ConfigError(problems, str(config_path))
     click.echo(f"{config_path}: valid")
     click.echo(
         f"  LAPOR!: {settings.lapor.base_url} as institution {settings.lapor.institution_id}"
@@ -118,6 +129,7 @@ def config_check(config_path: Path) -> None:
     else:
         click.echo("  agency: none configured (the daemon only pulls the LAPOR! inbox)")
     click.echo(f"  state: {settings.state.path}")
+    click.echo(f"  mappings: {settings.mappings.path}")
 
 
 MASTERS = ("categories", "institutions", "templates", "statuses", "classifications", "topics")
@@ -286,19 +298,20 @@ def simulate_lapor(**options: Any) -> None:
     """
     from simulators.lapor import serve_forever
 
-    serve_forever(
-        host=options["host"],
-        port=options["port"],
-        seed=options["seed"],
-        complaints=options["complaints"],
-        api_key=options["api_key"],
-        token=options["token"],
-        institution_id=options["institution_id"],
-        requests_per_minute=options["rate_limit"],
-        control=not options["no_control"],
-        dialect=options["dialect"],
-        latency_ms=options["latency_ms"],
-    )
+    with _listening(options["host"], options["port"]):
+        serve_forever(
+            host=options["host"],
+            port=options["port"],
+            seed=options["seed"],
+            complaints=options["complaints"],
+            api_key=options["api_key"],
+            token=options["token"],
+            institution_id=options["institution_id"],
+            requests_per_minute=options["rate_limit"],
+            control=not options["no_control"],
+            dialect=options["dialect"],
+            latency_ms=options["latency_ms"],
+        )
 
 
 @simulate.command("agency")
@@ -354,16 +367,36 @@ def simulate_agency(
     """
     from simulators.agency import serve_forever as serve_agency
 
-    serve_agency(
-        db_path=db_path,
-        host=host,
-        port=port,
-        token=token,
-        complaints=complaints,
-        seed=seed,
-        control=not no_control,
-        latency_ms=latency_ms,
-    )
+    with _listening(host, port):
+        serve_agency(
+            db_path=db_path,
+            host=host,
+            port=port,
+            token=token,
+            complaints=complaints,
+            seed=seed,
+            control=not no_control,
+            latency_ms=latency_ms,
+        )
+
+
+@contextmanager
+def _listening(host: str, port: int) -> Iterator[None]:
+    """Turn a port that cannot be listened on into one line naming it and the fix (exit 3)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        why = {errno.EADDRINUSE: "is already in use", errno.EACCES: "needs privileges this user lacks",
+               errno.EADDRNOTAVAIL: "is not an address of this machine"}[error.errno]  # fmt: skip
+        raise errors.ConfigError(
+            [
+                f"--host/--port: {host}:{port} {why}; stop what listens there or choose another "
+                "(--port 0 takes any free port)"
+            ],
+            "simulate",
+        ) from None
 
 
 @cli.command()

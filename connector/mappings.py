@@ -345,9 +345,26 @@ _MODELS: dict[str, type[_File]] = {
 }
 
 
+def mappings_problems(directory: str | Path) -> list[str]:
+    """Every problem of the mappings folder (none: it loads), each naming its file and key."""
+    try:
+        load_mappings(directory)
+    except ConfigError as error:
+        return [f"mappings.path: {directory}: {p}" for p in error.problems]
+    return []
+
+
 def load_mappings(directory: str | Path) -> Mappings:
     """Read and validate the four mapping files; raise ``ConfigError`` listing every problem."""
     folder = Path(directory)
+    if not folder.is_dir():
+        raise ConfigError(
+            [
+                "no such folder; set mappings.path to the folder holding "
+                f"{', '.join(FILES)} (copy the project's mappings/ folder and adapt it)"
+            ],
+            str(folder),
+        )
     problems: list[str] = []
     parsed: dict[str, _File] = {}
     digest = hashlib.sha256()

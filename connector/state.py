@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -234,6 +236,42 @@ MIGRATIONS: tuple[str, ...] = (
 SaveOutcome = Literal["new", "changed", "unchanged"]
 
 
+_STATE_FIX = (
+    "create it writable by the user the connector runs as, or set state.path to a writable "
+    "place (e.g. /var/lib/lapor-connector/connector.sqlite)"
+)
+
+
+def unusable_state_path(path: Path, error: OSError | sqlite3.Error) -> ConfigError:
+    """The one-line error for a state path that cannot be created or written."""
+    reason = getattr(error, "strerror", None) or str(error)
+    return ConfigError(
+        [f"state.path: {path} cannot be created or written ({reason}); {_STATE_FIX}"]
+    )
+
+
+def state_path_problems(path: Path) -> list[str]:
+    """Why the state cannot live at ``path`` (its folder cannot be made or written, the file
+    is not a writable file); none when it can. Probes with a temporary folder that is removed
+    again; the state itself is not created."""
+    if path.exists():
+        if path.is_dir():
+            return [f"state.path: {path} is a folder, not a file; {_STATE_FIX}"]
+        if not os.access(path, os.R_OK | os.W_OK):
+            return [f"state.path: {path} is not readable and writable; {_STATE_FIX}"]
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return [f"state.path: {path}: {existing} is not a folder; {_STATE_FIX}"]
+    try:
+        probe = tempfile.mkdtemp(prefix=".lapor-connector-probe-", dir=existing)
+        os.rmdir(probe)
+    except OSError as error:
+        return [unusable_state_path(path, error).problems[0]]
+    return []
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into complete statements (trigger bodies hold semicolons)."""
     statements, current = [], ""
@@ -289,11 +327,14 @@ class StateStore:
 
     def __init__(self, path: str | Path, clock: Clock) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
-        conn = sqlite3.connect(
-            str(self.path), timeout=30, isolation_level=None, check_same_thread=False
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), timeout=30, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.OperationalError) as error:
+            raise unusable_state_path(self.path, error) from None
         self.db = sqlite_utils.Database(conn)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -307,6 +348,10 @@ class StateStore:
             self._migrate()
         except sqlite3.DatabaseError as error:
             conn.close()
+            if isinstance(
+                error, sqlite3.OperationalError
+            ):  # cannot open or write it: a path problem
+                raise unusable_state_path(self.path, error) from None
             raise ConfigError(
                 [
                     f"state.path: {self.path} is not a usable state file ({error}); restore it "

@@ -33,6 +33,7 @@ from connector.lapor.transport import pacer_key
 from connector.mappings import load_mappings
 from connector.state import StateStore
 from connector.timeline import COLUMNS, Timeline, build_timeline, local_time
+from connector.workdays import WIB
 
 
 class AuditLogBroken(errors.FatalError):
@@ -48,7 +49,8 @@ class PathRefused(errors.ConfigError):
 
 
 class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
-    """An ISO 8601 date or date-time; without an offset it is read as UTC."""
+    """An ISO 8601 date or date-time; without an offset it is read in WIB (Asia/Jakarta), the
+    zone LAPOR! itself writes in, whatever the host's ``TZ`` is."""
 
     name = "ISO-DATETIME"
 
@@ -65,9 +67,7 @@ class IsoDateTime(click.ParamType):  # type: ignore[type-arg]
                 param,
                 ctx,
             )
-        return (
-            moment if moment.tzinfo else moment.replace(tzinfo=datetime.now().astimezone().tzinfo)
-        )
+        return moment if moment.tzinfo else moment.replace(tzinfo=WIB)
 
 
 def _table(entries: list[AuditEntry], title: str) -> Table:
@@ -106,8 +106,12 @@ def _open(config_path: Path) -> StateStore:
 @click.option("--agency-id", help="Complaint id in the agency system.")
 @click.option("--flow", help="Flow name, e.g. inbound, followups_out, intake_out.")
 @click.option("--outcome", help="ok, failed, ambiguous, quarantined, skipped or dead.")
-@click.option("--since", type=IsoDateTime(), help="From this time (inclusive).")
-@click.option("--until", type=IsoDateTime(), help="Until this time (exclusive).")
+@click.option(
+    "--since", type=IsoDateTime(), help="From this time (inclusive; without an offset: WIB)."
+)
+@click.option(
+    "--until", type=IsoDateTime(), help="Until this time (exclusive; without an offset: WIB)."
+)
 @click.option("--limit", type=int, help="At most this many entries.")
 @click.option(
     "--format",

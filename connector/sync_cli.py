@@ -86,7 +86,9 @@ def sync_command(
 @click.option(
     "--since", type=IsoDateTime(), help="Every complaint updated on LAPOR! from this time ..."
 )
-@click.option("--until", type=IsoDateTime(), help="... until this time (exclusive).")
+@click.option(
+    "--until", type=IsoDateTime(), help="... until this time (exclusive; without an offset: WIB)."
+)
 @click.option(
     "--failed", is_flag=True, help="Everything that failed: quarantined records and dead writes."
 )

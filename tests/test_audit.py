@@ -7,7 +7,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -223,3 +223,23 @@ def test_log_commands(tmp_path: Path, clock: FakeClock) -> None:
     bad = runner.invoke(cli, ["log", "--config", str(config), "--since", "yesterday"], env=ENV)
     assert bad.exit_code == 2
     assert "not an ISO 8601 date" in bad.output
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Tokyo"])
+def test_a_time_without_an_offset_is_wib_whatever_the_hosts_zone(
+    tz: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`log --since 2026-12-01T23:45` means 23:45 WIB on any host (it gave 0, 59 or 373 entries
+    depending on TZ)."""
+    import time
+
+    from connector.audit_cli import IsoDateTime
+
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        moment = IsoDateTime().convert("2026-12-01T23:45", None, None)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert moment == datetime(2026, 12, 1, 16, 45, tzinfo=timezone.utc)

@@ -1,0 +1,248 @@
+"""Health and metrics: the daemon serves /healthz, /readyz and /metrics on monitoring.listen."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector import errors
+from connector.cli import cli
+from connector.clock import SystemClock
+from connector.config import load_settings
+from connector.daemon import Daemon
+from connector.lapor.client import LaporClient
+from connector.monitoring import Monitor
+from simulators.lapor import SimControl
+from tests.conftest import API_KEY, TOKEN, plain_session
+from tests.test_sync_cli import CLI_ENV, agency_system, config  # noqa: F401 (fixtures)
+
+FAMILIES = {
+    "lapor_connector_flow_last_success_timestamp_seconds",
+    "lapor_connector_flow_run_duration_seconds",
+    "lapor_connector_flow_runs",
+    "lapor_connector_flow_records",
+    "lapor_connector_outbox_items",
+    "lapor_connector_quarantine_open",
+    "lapor_connector_oldest_unsynced_age_seconds",
+    "lapor_connector_lapor_requests",
+    "lapor_connector_lapor_request_duration_seconds",
+    "lapor_connector_lapor_request_budget_per_minute",
+    "lapor_connector_lapor_requests_last_minute",
+    "lapor_connector_lapor_request_budget_used_ratio",
+    "lapor_connector_sla_complaints",
+    "lapor_connector_ready",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def eventually(check: Callable[[], Any], *, within: float, what: str) -> Any:
+    """Poll ``check`` until it returns something truthy, failing after ``within`` seconds
+    (a server not listening yet counts as not yet)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except requests.ConnectionError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"not within {within} s: {what}")
+
+
+def scrape(
+    session: requests.Session, base: str
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics parsed by the client library's own parser: (sample name, labels) -> value."""
+    text = session.get(base + "/metrics", timeout=5).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def records(metrics: dict[Any, float], flow: str, outcome: str) -> float:
+    return metrics.get(
+        ("lapor_connector_flow_records_total", (("flow", flow), ("outcome", outcome))), 0.0
+    )
+
+
+@pytest.fixture
+def monitored(config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Daemon, str]]:  # noqa: F811
+    """The daemon in a thread against both simulators, every flow each second, monitored."""
+    port = free_port()
+    raw = yaml.safe_load(config.read_text())
+    raw["monitoring"] = {"listen": f"127.0.0.1:{port}"}
+    raw["schedule"] = {"inbound_seconds": 1, "intake_out_seconds": 1, "followups_out_seconds": 1}
+    config.write_text(yaml.safe_dump(raw))
+    for key, value in CLI_ENV.items():
+        monkeypatch.setenv(key, value)
+    daemon = Daemon(load_settings(config))
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            daemon.serve()
+        except BaseException as error:  # the test looks at it
+            failure.append(error)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield daemon, f"http://127.0.0.1:{port}"
+    finally:
+        daemon.stop()
+        thread.join(timeout=20)
+        assert not thread.is_alive()
+
+
+def test_metrics_parse_and_move_with_the_sync(
+    monitored: tuple[Daemon, str], control: SimControl
+) -> None:
+    """/metrics parses with prometheus_client's parser; a new LAPOR! complaint moves the counts."""
+    _daemon, base = monitored
+    session = plain_session()
+    first = eventually(
+        lambda: (m := scrape(session, base)) and records(m, "inbound", "created") > 0 and m,
+        within=15, what="the first inbound run created agency complaints",
+    )  # fmt: skip
+    names = {family.name for family in text_string_to_metric_families(
+        session.get(base + "/metrics", timeout=5).text)}  # fmt: skip
+    assert names >= FAMILIES, FAMILIES - names
+    assert (
+        first[("lapor_connector_lapor_requests_total", (("endpoint", "list"), ("status", "200")))]
+        > 0
+    )
+    assert ("lapor_connector_outbox_items", (("state", "done"),)) in first
+    assert (
+        first[("lapor_connector_flow_last_success_timestamp_seconds", (("flow", "inbound"),))] > 0
+    )
+    fresh = control.submit(title="Lampu jalan mati", content="Sudah seminggu.", category_id=436)
+    control.dispose(fresh, 145)
+    eventually(
+        lambda: records(scrape(session, base), "inbound", "created")
+        > records(first, "inbound", "created"),
+        within=15, what="the new complaint counted as created",
+    )  # fmt: skip
+
+
+def test_health_and_readiness_then_401_makes_it_unready(
+    monitored: tuple[Daemon, str], control: SimControl
+) -> None:
+    """/healthz and /readyz answer 200 while syncing; LAPOR! answering 401 makes /readyz non-200 within a cycle."""
+    daemon, base = monitored
+    session = plain_session()
+    assert eventually(
+        lambda: session.get(base + "/healthz", timeout=5).status_code == 200,
+        within=10, what="/healthz 200",
+    )  # fmt: skip
+    ready = eventually(
+        lambda: (r := session.get(base + "/readyz", timeout=5)).status_code == 200 and r,
+        within=15, what="/readyz 200 after the first cycle",
+    )  # fmt: skip
+    assert ready.text == "ready\n"
+    control.add_fault("*", "unauthenticated", count=1000)
+    refused_at = time.monotonic()
+    seen: list[str] = []
+
+    def unready() -> bool:
+        try:
+            answer = session.get(base + "/readyz", timeout=5)
+        except requests.ConnectionError:
+            seen.append("closed")  # the daemon stopped on the refused credentials (exit code 4)
+            return True
+        seen.append(answer.text)
+        return answer.status_code != 200
+
+    eventually(unready, within=3, what="/readyz non-200 within one cycle (1 s) of the 401")
+    assert time.monotonic() - refused_at < 3
+    assert isinstance(eventually(lambda: daemon.fatal, within=10, what="the daemon stops"),
+                      errors.AuthenticationFailed)  # fmt: skip
+    assert all(API_KEY not in text and TOKEN not in text for text in seen)
+
+
+def test_readyz_names_refused_credentials_without_the_secret(
+    sim: Any,
+    control: SimControl,
+    config: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a 401 from LAPOR!, /readyz answers 503 and says which credentials to fix, not their value."""
+    port = free_port()
+    raw = yaml.safe_load(config.read_text())
+    raw["monitoring"] = {"listen": f"127.0.0.1:{port}"}
+    config.write_text(yaml.safe_dump(raw))
+    for key, value in CLI_ENV.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(config)
+    monitor = Monitor(settings, SystemClock())
+    session = plain_session()
+    with monitor.serving(), LaporClient(settings.lapor, SystemClock()) as client:
+        client.statuses()
+        control.add_fault("*", "unauthenticated", count=5)
+        with pytest.raises(errors.AuthenticationFailed):
+            client.statuses()
+        answer = session.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        metrics = session.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert answer.status_code == 503
+    assert (
+        "LAPOR! refused the API key or token (401); fix lapor.api_key / lapor.token" in answer.text
+    )
+    assert API_KEY not in answer.text
+    assert TOKEN not in answer.text
+    assert 'lapor_connector_lapor_requests_total{endpoint="master",status="401"} 1.0' in metrics
+    assert "lapor_connector_ready 0.0" in metrics
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_3(config: Path) -> None:  # noqa: F811
+    """`run` with monitoring.listen on a port already taken: one line naming it and the fix, exit 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        raw = yaml.safe_load(config.read_text())
+        raw["monitoring"] = {"listen": address}
+        config.write_text(yaml.safe_dump(raw))
+        result = CliRunner().invoke(cli, ["run", "--config", str(config)], env=CLI_ENV)
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: monitoring.listen: {address} is already in use; stop what listens there or "
+        "choose another port"
+    ]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "listen", ["9464", "localhost", "127.0.0.1:http", "127.0.0.1:70000", ":9464"],
+    ids=["port-only", "host-only", "named-port", "port-too-big", "no-host"],
+)  # fmt: skip
+def test_monitoring_listen_must_be_host_and_port(config: Path, listen: str) -> None:  # noqa: F811
+    """A malformed monitoring.listen is a configuration error naming the key and an example."""
+    raw = yaml.safe_load(config.read_text())
+    raw["monitoring"] = {"listen": listen}
+    config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(errors.ConfigError) as caught:
+        load_settings(config, env=CLI_ENV)
+    assert "monitoring.listen" in str(caught.value)
+    assert "127.0.0.1:9464" in str(caught.value)
+
+
+def test_without_monitoring_listen_nothing_listens(config: Path) -> None:  # noqa: F811
+    """monitoring is off unless monitoring.listen is set."""
+    assert Daemon(load_settings(config, env=CLI_ENV)).monitor is None

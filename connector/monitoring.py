@@ -63,7 +63,7 @@ class Readiness:
                 if reached is None:
                     found.append(f"{_NAMES[peer]} has not been reached yet")
                 elif not reached:
-                    found.append(f"{_NAMES[peer]} did not answer the last request")
+                    found.append(f"{_NAMES[peer]} failed the last request (no answer, or a 5xx)")
             return found
 
 

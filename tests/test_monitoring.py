@@ -246,3 +246,48 @@ def test_monitoring_listen_must_be_host_and_port(config: Path, listen: str) -> N
 def test_without_monitoring_listen_nothing_listens(config: Path) -> None:  # noqa: F811
     """monitoring is off unless monitoring.listen is set."""
     assert Daemon(load_settings(config, env=CLI_ENV)).monitor is None
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({"lapor": 200, "agency": 200}, []),
+        ({"lapor": 200}, ["the agency has not been reached yet"]),
+        ({"lapor": None, "agency": 200}, ["LAPOR! failed the last request (no answer, or a 5xx)"]),
+        ({"lapor": 503, "agency": 200}, ["LAPOR! failed the last request (no answer, or a 5xx)"]),
+        ({"lapor": 200, "agency": 401},
+         ["the agency refused its token (401); fix agency.token"]),
+        ({"lapor": 429, "agency": 404}, []),
+    ],
+    ids=["both-answered", "agency-not-yet", "lapor-no-answer", "lapor-5xx", "agency-401",
+         "4xx-is-an-answer"],
+)  # fmt: skip
+def test_readiness_needs_both_sides_answering_and_no_refused_credentials(
+    answers: dict[str, int | None], expected: list[str]
+) -> None:
+    """Ready only when each side answered its last request below 500 and none refused a credential."""
+    from connector.monitoring import Readiness
+
+    readiness = Readiness(("lapor", "agency"))
+    for peer, status in answers.items():
+        readiness.answered(peer, status)
+    assert readiness.problems() == expected
+
+
+def test_a_later_success_clears_a_refused_credential() -> None:
+    """A 2xx after a 401 (the credential was fixed) makes the side ready again."""
+    from connector.monitoring import Readiness
+
+    readiness = Readiness(("lapor",))
+    readiness.answered("lapor", 401)
+    assert readiness.problems()
+    readiness.answered("lapor", 200)
+    assert readiness.problems() == []
+
+
+def test_every_metric_is_documented() -> None:
+    """docs/monitoring.md names every metric family the daemon exposes."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "monitoring.md").read_text()
+    for family in FAMILIES:
+        name = family.removeprefix("lapor_connector_")
+        assert f"`{name}`" in text or f"`{name}_total`" in text, family

@@ -78,8 +78,9 @@ class Daemon:
         # this installation's (the agency may have been down when the daemon started).
         with (
             self._one_at_a_time,
+            self._watch(name) as run,
             open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
-            self._watch(name, sync.store, sync.mappings.calendar) as run,
+            self._refreshing(sync.store, sync.mappings.calendar),
         ):
             report = run["report"] = run_flow(sync, name)
             log.info(
@@ -92,8 +93,9 @@ class Daemon:
         """One slice of the reconciliation sweep (docs/reconcile.md), between the flows' runs."""
         with (
             self._one_at_a_time,
+            self._watch("reconcile") as run,
             open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
-            self._watch("reconcile", sync.store) as run,
+            self._refreshing(sync.store),
         ):
             report = run["report"] = run_sweep(sync, self.settings.reconcile,
                                requests_per_minute=self.settings.lapor.requests_per_minute)  # fmt: skip
@@ -105,17 +107,24 @@ class Daemon:
     def pull(self) -> None:
         """One inbox pull with fresh connections and a fresh state handle."""
         with (
+            self._watch("lapor.inbox") as run,
             StateStore(self.settings.state.path, self.clock) as store,
             LaporClient(self.settings.lapor, self.clock) as client,
-            self._watch("lapor.inbox", store) as run,
+            self._refreshing(store),
         ):
             run["report"] = pull_inbox(client, store)
 
-    def _watch(self, job: str, store: StateStore, calendar: Any = None) -> Any:
-        """Count one job run in the metrics (nothing when monitoring is off)."""
+    def _watch(self, job: str) -> Any:
+        """Count one job run in the metrics, failures included (nothing when monitoring is off)."""
         if self.monitor is None:
             return contextlib.nullcontext({})
-        return self.monitor.watch(job, store, calendar)
+        return self.monitor.watch(job)
+
+    def _refreshing(self, store: StateStore, calendar: Any = None) -> Any:
+        """Read the state's gauges again when the run ends, while the state is still open."""
+        if self.monitor is None:
+            return contextlib.nullcontext()
+        return self.monitor.refreshing(store, calendar)
 
     def alive(self) -> bool:
         """The scheduler loop is running and not stopping (``/healthz``)."""

@@ -86,14 +86,8 @@ class Monitor:
         return problems
 
     @contextmanager
-    def watch(
-        self, flow: str, store: StateStore | None = None, calendar: WorkCalendar | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Time one job run and count what it did: put its report in the yielded ``["report"]``.
-
-        Afterwards the state's gauges (outbox, quarantine, oldest unsynced, SLA) are read again,
-        once a run: a scrape itself never touches the state file.
-        """
+    def watch(self, flow: str) -> Iterator[dict[str, Any]]:
+        """Time one job run and count what it did: put its report in the yielded ``["report"]``."""
         started, outcome, run = self.clock.monotonic(), "failed", {"report": None}
         try:
             yield run
@@ -105,20 +99,23 @@ class Monitor:
             self.metrics.run_finished(
                 flow, run["report"], self.clock.monotonic() - started, outcome
             )
-            self._refresh(store, calendar)
+            lapor = self.settings.lapor
+            pacer = pacer_for(pacer_key(lapor), lapor.requests_per_minute, self.clock)
+            self.metrics.budget(pacer.rate, pacer.sent_last_minute())
 
-    def _refresh(self, store: StateStore | None, calendar: WorkCalendar | None) -> None:
-        lapor = self.settings.lapor
-        pacer = pacer_for(pacer_key(lapor), lapor.requests_per_minute, self.clock)
-        self.metrics.budget(pacer.rate, pacer.sent_last_minute())
-        if store is None:
-            return
+    @contextmanager
+    def refreshing(self, store: StateStore, calendar: WorkCalendar | None = None) -> Iterator[None]:
+        """When the run ends, read the state's gauges again (outbox, quarantine, oldest
+        unsynced, SLA): a few small queries once a run, so a scrape never touches the state."""
         try:
-            self.metrics.refresh_state(store)
-            if calendar is not None:
-                self.metrics.refresh_sla(store, calendar, self.settings.sla.at_risk_days)
-        except Exception as error:  # a gauge left as it was is better than a failed run
-            log.warning("metrics_refresh_failed", kind=type(error).__name__)
+            yield
+        finally:
+            try:
+                self.metrics.refresh_state(store)
+                if calendar is not None:
+                    self.metrics.refresh_sla(store, calendar, self.settings.sla.at_risk_days)
+            except Exception as error:  # a gauge left as it was is better than a failed run
+                log.warning("metrics_refresh_failed", kind=type(error).__name__)
 
     @contextmanager
     def serving(self) -> Iterator[MonitorServer | None]:

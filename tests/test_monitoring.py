@@ -90,6 +90,7 @@ def monitored(config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[D
     raw = yaml.safe_load(config.read_text())
     raw["monitoring"] = {"listen": f"127.0.0.1:{port}"}
     raw["schedule"] = {"inbound_seconds": 1, "intake_out_seconds": 1, "followups_out_seconds": 1}
+    raw["lapor"]["retry"] = {"max_attempts": 1}  # an outage fails a run at once (no back-off)
     config.write_text(yaml.safe_dump(raw))
     for key, value in CLI_ENV.items():
         monkeypatch.setenv(key, value)
@@ -130,6 +131,7 @@ def test_metrics_parse_and_move_with_the_sync(
         > 0
     )
     assert ("lapor_connector_outbox_items", (("state", "done"),)) in first
+    assert first[("lapor_connector_outbox_items", (("state", "done"),))] > 0
     assert (
         first[("lapor_connector_flow_last_success_timestamp_seconds", (("flow", "inbound"),))] > 0
     )
@@ -175,6 +177,62 @@ def test_health_and_readiness_then_401_makes_it_unready(
     assert isinstance(eventually(lambda: daemon.fatal, within=10, what="the daemon stops"),
                       errors.AuthenticationFailed)  # fmt: skip
     assert all(API_KEY not in text and TOKEN not in text for text in seen)
+
+
+def test_sla_gauges_match_the_sla_command(
+    monitored: tuple[Daemon, str],
+    config: Path,  # noqa: F811
+) -> None:
+    """At-risk and overdue complaints per unit are what `lapor-connector sla` lists."""
+    import json
+
+    _daemon, base = monitored
+    session = plain_session()
+
+    def gauges_match() -> bool:
+        result = CliRunner().invoke(
+            cli, ["sla", "--format", "json", "--config", str(config)], env=CLI_ENV
+        )
+        if result.exit_code != 0:
+            return False  # no state yet: the first run has not finished
+        listed = json.loads(result.output)
+        expected: dict[tuple[str, str], int] = {}
+        for row in listed:
+            if row["state"] in ("at_risk", "overdue"):
+                key = (row["unit"] or "none", row["state"])
+                expected[key] = expected.get(key, 0) + 1
+        shown = {
+            (dict(labels)["unit"], dict(labels)["state"]): int(value)
+            for (name, labels), value in scrape(session, base).items()
+            if name == "lapor_connector_sla_complaints" and value
+        }
+        return bool(expected) and shown == expected
+
+    eventually(gauges_match, within=15, what="SLA gauges equal to the sla command's rows")
+
+
+def test_an_outage_counts_failed_runs_and_makes_it_unready(
+    monitored: tuple[Daemon, str], control: SimControl
+) -> None:
+    """LAPOR! answering 503: runs are counted as failed, 503s by endpoint, and /readyz says why."""
+    _daemon, base = monitored
+    session = plain_session()
+    eventually(lambda: session.get(base + "/readyz", timeout=5).status_code == 200,
+               within=15, what="ready after the first cycle")  # fmt: skip
+    control.add_fault("*", "unavailable", count=100_000)
+
+    def failed_and_unready() -> bool:
+        metrics = scrape(session, base)
+        failed = sum(v for (name, labels), v in metrics.items()
+                     if name == "lapor_connector_flow_runs_total" and ("outcome", "failed") in labels)  # fmt: skip
+        answered_503 = sum(v for (name, labels), v in metrics.items()
+                           if name == "lapor_connector_lapor_requests_total" and ("status", "503") in labels)  # fmt: skip
+        return failed > 0 and answered_503 > 0 and metrics[("lapor_connector_ready", ())] == 0
+
+    eventually(failed_and_unready, within=10, what="failed runs counted, ready 0")
+    answer = session.get(base + "/readyz", timeout=5)
+    assert answer.status_code == 503
+    assert "LAPOR! failed the last request (no answer, or a 5xx)" in answer.text
 
 
 def test_readyz_names_refused_credentials_without_the_secret(

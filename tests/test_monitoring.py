@@ -23,8 +23,13 @@ from connector.daemon import Daemon
 from connector.lapor.client import LaporClient
 from connector.monitoring import Monitor
 from simulators.lapor import SimControl
+from tests import test_sync_cli
 from tests.conftest import API_KEY, TOKEN, plain_session
-from tests.test_sync_cli import CLI_ENV, agency_system, config  # noqa: F401 (fixtures)
+from tests.test_sync_cli import CLI_ENV
+
+#: The agency simulator and a config of both simulators, as the command-line tests use them.
+agency_system = test_sync_cli.agency_system
+config = test_sync_cli.config
 
 FAMILIES = {
     "lapor_connector_flow_last_success_timestamp_seconds",
@@ -84,7 +89,7 @@ def records(metrics: dict[Any, float], flow: str, outcome: str) -> float:
 
 
 @pytest.fixture
-def monitored(config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Daemon, str]]:  # noqa: F811
+def monitored(config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Daemon, str]]:
     """The daemon in a thread against both simulators, every flow each second, monitored."""
     port = free_port()
     raw = yaml.safe_load(config.read_text())
@@ -181,7 +186,7 @@ def test_health_and_readiness_then_401_makes_it_unready(
 
 def test_sla_gauges_match_the_sla_command(
     monitored: tuple[Daemon, str],
-    config: Path,  # noqa: F811
+    config: Path,
 ) -> None:
     """At-risk and overdue complaints per unit are what `lapor-connector sla` lists."""
     import json
@@ -238,7 +243,7 @@ def test_an_outage_counts_failed_runs_and_makes_it_unready(
 def test_readyz_names_refused_credentials_without_the_secret(
     sim: Any,
     control: SimControl,
-    config: Path,  # noqa: F811
+    config: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """After a 401 from LAPOR!, /readyz answers 503 and says which credentials to fix, not their value."""
@@ -268,7 +273,34 @@ def test_readyz_names_refused_credentials_without_the_secret(
     assert "lapor_connector_ready 0.0" in metrics
 
 
-def test_a_port_in_use_is_one_clear_line_and_exit_3(config: Path) -> None:  # noqa: F811
+def test_429s_are_counted_by_endpoint_class(control: SimControl, config: Path) -> None:
+    """A 429 from LAPOR! is counted as rate-limited for its endpoint class, and in the requests by status."""
+    port = free_port()
+    raw = yaml.safe_load(config.read_text())
+    raw["monitoring"] = {"listen": f"127.0.0.1:{port}"}
+    raw["lapor"]["retry"] = {"max_attempts": 1}
+    config.write_text(yaml.safe_dump(raw))
+    settings = load_settings(config, env=CLI_ENV)
+    monitor = Monitor(settings, SystemClock())
+    with monitor.serving(), LaporClient(settings.lapor, SystemClock()) as client:
+        control.add_fault("*", "rate_limit", count=1, retry_after="0")
+        with pytest.raises(errors.RateLimited):
+            client.complaint(5010603)
+        metrics = scrape(plain_session(), f"http://127.0.0.1:{port}")
+    assert metrics[("lapor_connector_lapor_rate_limited_total", (("endpoint", "detail"),))] == 1
+    assert (
+        metrics[
+            ("lapor_connector_lapor_requests_total", (("endpoint", "detail"), ("status", "429")))
+        ]
+        == 1
+    )
+    assert (
+        metrics[("lapor_connector_lapor_request_duration_seconds_count", (("endpoint", "detail"),))]
+        == 1
+    )
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_3(config: Path) -> None:
     """`run` with monitoring.listen on a port already taken: one line naming it and the fix, exit 3."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -290,7 +322,7 @@ def test_a_port_in_use_is_one_clear_line_and_exit_3(config: Path) -> None:  # no
     "listen", ["9464", "localhost", "127.0.0.1:http", "127.0.0.1:70000", ":9464"],
     ids=["port-only", "host-only", "named-port", "port-too-big", "no-host"],
 )  # fmt: skip
-def test_monitoring_listen_must_be_host_and_port(config: Path, listen: str) -> None:  # noqa: F811
+def test_monitoring_listen_must_be_host_and_port(config: Path, listen: str) -> None:
     """A malformed monitoring.listen is a configuration error naming the key and an example."""
     raw = yaml.safe_load(config.read_text())
     raw["monitoring"] = {"listen": listen}
@@ -301,7 +333,7 @@ def test_monitoring_listen_must_be_host_and_port(config: Path, listen: str) -> N
     assert "127.0.0.1:9464" in str(caught.value)
 
 
-def test_without_monitoring_listen_nothing_listens(config: Path) -> None:  # noqa: F811
+def test_without_monitoring_listen_nothing_listens(config: Path) -> None:
     """monitoring is off unless monitoring.listen is set."""
     assert Daemon(load_settings(config, env=CLI_ENV)).monitor is None
 

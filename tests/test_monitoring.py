@@ -300,6 +300,24 @@ def test_429s_are_counted_by_endpoint_class(control: SimControl, config: Path) -
     )
 
 
+def test_healthz_is_503_unless_the_scheduler_loop_runs(config: Path) -> None:
+    """/healthz answers 503 while the scheduler is not running, 200 once it is; other paths 404."""
+    port = free_port()
+    raw = yaml.safe_load(config.read_text())
+    raw["monitoring"] = {"listen": f"127.0.0.1:{port}"}
+    config.write_text(yaml.safe_dump(raw))
+    monitor = Monitor(load_settings(config, env=CLI_ENV), SystemClock())
+    session, base = plain_session(), f"http://127.0.0.1:{port}"
+    with monitor.serving():
+        starting = session.get(base + "/healthz", timeout=5)
+        monitor.alive = lambda: True
+        running = session.get(base + "/healthz", timeout=5)
+        elsewhere = session.get(base + "/", timeout=5)
+    assert (starting.status_code, starting.text) == (503, "not running\n")
+    assert (running.status_code, running.text) == (200, "ok\n")
+    assert elsewhere.status_code == 404
+
+
 def test_a_port_in_use_is_one_clear_line_and_exit_3(config: Path) -> None:
     """`run` with monitoring.listen on a port already taken: one line naming it and the fix, exit 3."""
     with socket.socket() as taken:
@@ -381,3 +399,13 @@ def test_every_metric_is_documented() -> None:
     for family in FAMILIES:
         name = family.removeprefix("lapor_connector_")
         assert f"`{name}`" in text or f"`{name}_total`" in text, family
+
+
+def test_the_daemon_is_alive_only_while_its_scheduler_runs(
+    monitored: tuple[Daemon, str],
+) -> None:
+    """Daemon.alive (behind /healthz) is true while serving and false once asked to stop."""
+    daemon, _base = monitored
+    eventually(daemon.alive, within=10, what="the scheduler running")
+    daemon.stop()
+    assert daemon.alive() is False

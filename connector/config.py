@@ -150,6 +150,31 @@ class LoggingSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+def _listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"{value!r} is not host:port; write e.g. 127.0.0.1:9464 (a loopback address unless "
+            "a Prometheus elsewhere must scrape it)"
+        )
+    return value
+
+
+class MonitoringSettings(Section):
+    """Health and metrics over HTTP (docs/monitoring.md); off unless ``listen`` is set."""
+
+    #: ``host:port`` to serve /healthz, /readyz and /metrics on, e.g. ``127.0.0.1:9464``.
+    listen: Annotated[str, AfterValidator(_listen_address)] | None = None
+
+    def address(self) -> tuple[str, int] | None:
+        """The (host, port) to bind, or None when monitoring is off."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class ScheduleSettings(Section):
     """How often each sync job runs, in seconds."""
 
@@ -313,6 +338,7 @@ class Settings(Section):
     reconcile: ReconcileSettings = ReconcileSettings()
     logging: LoggingSettings = LoggingSettings()
     audit: AuditSettings = AuditSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 
 #: Fields that must be references, never literal values in the file.

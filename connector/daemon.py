@@ -7,6 +7,7 @@ A fatal error (refused credentials) stops the daemon with an alert instead of re
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import threading
@@ -26,6 +27,7 @@ from connector.installation import StateLost
 from connector.lapor.client import LaporClient
 from connector.logs import get_logger
 from connector.mappings import check_mappings
+from connector.monitoring import Monitor
 from connector.pull import pull_inbox
 from connector.reconcile_sweep import run_sweep
 from connector.state import StateStore
@@ -48,6 +50,9 @@ class Daemon:
         self._one_at_a_time = threading.Lock()
         self.fatal: errors.FatalError | StateLost | None = None
         self.runs = 0
+        #: Health and metrics (docs/monitoring.md), when ``monitoring.listen`` is set.
+        self.monitor = Monitor(settings, self.clock) if settings.monitoring.listen else None
+        self._scheduler: BackgroundScheduler | None = None
 
     def jobs(self) -> dict[str, tuple[Callable[[], Any], float]]:
         """Job name → (callable, interval in seconds): every flow and the reconciliation sweep,
@@ -73,9 +78,11 @@ class Daemon:
         # this installation's (the agency may have been down when the daemon started).
         with (
             self._one_at_a_time,
+            self._watch(name) as run,
             open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
+            self._refreshing(sync.store, sync.mappings.calendar),
         ):
-            report = run_flow(sync, name)
+            report = run["report"] = run_flow(sync, name)
             log.info(
                 "flow_finished",
                 flow=name,
@@ -86,9 +93,11 @@ class Daemon:
         """One slice of the reconciliation sweep (docs/reconcile.md), between the flows' runs."""
         with (
             self._one_at_a_time,
+            self._watch("reconcile") as run,
             open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
+            self._refreshing(sync.store),
         ):
-            report = run_sweep(sync, self.settings.reconcile,
+            report = run["report"] = run_sweep(sync, self.settings.reconcile,
                                requests_per_minute=self.settings.lapor.requests_per_minute)  # fmt: skip
             log.info(
                 "reconcile_slice_finished",
@@ -98,10 +107,29 @@ class Daemon:
     def pull(self) -> None:
         """One inbox pull with fresh connections and a fresh state handle."""
         with (
+            self._watch("lapor.inbox") as run,
             StateStore(self.settings.state.path, self.clock) as store,
             LaporClient(self.settings.lapor, self.clock) as client,
+            self._refreshing(store),
         ):
-            pull_inbox(client, store)
+            run["report"] = pull_inbox(client, store)
+
+    def _watch(self, job: str) -> Any:
+        """Count one job run in the metrics, failures included (nothing when monitoring is off)."""
+        if self.monitor is None:
+            return contextlib.nullcontext({})
+        return self.monitor.watch(job)
+
+    def _refreshing(self, store: StateStore, calendar: Any = None) -> Any:
+        """Read the state's gauges again when the run ends, while the state is still open."""
+        if self.monitor is None:
+            return contextlib.nullcontext()
+        return self.monitor.refreshing(store, calendar)
+
+    def alive(self) -> bool:
+        """The scheduler loop is running and not stopping (``/healthz``)."""
+        scheduler = self._scheduler
+        return scheduler is not None and scheduler.running and not self._stopped.is_set()
 
     def report_mapping_gaps(self) -> None:
         """At start-up, check the mappings against both sides' master data and log every gap.
@@ -134,10 +162,15 @@ class Daemon:
 
     def serve(self, *, max_runs: int | None = None) -> None:
         """Run until stopped (signal, ``stop()``, a fatal error, or ``max_runs`` job runs)."""
-        with writer_lock(self.settings.state.path, "run (the daemon)"):
-            scheduler = BackgroundScheduler(
+        with (
+            writer_lock(self.settings.state.path, "run (the daemon)"),
+            self.monitor.serving() if self.monitor else contextlib.nullcontext(),
+        ):
+            scheduler = self._scheduler = BackgroundScheduler(
                 job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
             )
+            if self.monitor is not None:
+                self.monitor.alive = self.alive
 
             def finished(event: JobExecutionEvent) -> None:
                 self.runs += 1

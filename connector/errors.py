@@ -33,6 +33,17 @@ class ConfigError(ConnectorError):
         super().__init__(f"{len(self.problems)} problem(s) in the configuration:\n{lines}")
 
 
+class ListenFailed(ConfigError):
+    """A configured address cannot be listened on (in use, or not this host's); one line."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([problem])
+        self.args = (problem,)
+
+    def __str__(self) -> str:
+        return self.problems[0]
+
+
 class MappingError(ConnectorError):
     """A value has no mapping; the record is quarantined until the mapping is fixed."""
 

@@ -30,6 +30,26 @@ log = get_logger("http")
 
 T = TypeVar("T")
 
+#: Told of every request's end, per peer ("lapor", "agency"): the status, or None without answer.
+PeerObserver = Callable[[str, "int | None"], None]
+_peer_observers: list[PeerObserver] = []
+
+
+def observe_peers(observer: PeerObserver) -> Callable[[], None]:
+    """Tell ``observer`` whether each request to a named peer got an answer; returns the way to stop."""
+    _peer_observers.append(observer)
+    return lambda: _peer_observers.remove(observer) if observer in _peer_observers else None
+
+
+def _tell_peers(peer: str | None, status: int | None) -> None:
+    if peer is None:
+        return
+    for observer in list(_peer_observers):
+        try:
+            observer(peer, status)
+        except Exception:  # monitoring never breaks a request
+            log.exception("peer_observer_failed")
+
 
 def new_session(
     *, proxy: str | None = None, ca_bundle: Path | None = None, pool: int = 32
@@ -93,12 +113,14 @@ def send(
     *,
     label: str,
     timeout: tuple[float, float],
+    peer: str | None = None,
     **kwargs: Any,
 ) -> requests.Response:
     """Send one request; a transport failure becomes ``ServiceUnavailable`` saying whether it was sent.
 
     No redirect is ever followed, so the credentials a session carries stay with their host: a
     3xx answer is a ``ProtocolError`` naming the status and the host it points to (never its URL).
+    ``peer`` names the service for ``observe_peers`` (readiness).
     """
     stream = bool(kwargs.pop("stream", False))
     headers = kwargs.pop("headers", None)
@@ -114,9 +136,11 @@ def send(
         sent = not never_sent(error)
         kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
         log.warning("request_failed", target=label, problem=kind, sent=sent)
+        _tell_peers(peer, None)
         raise errors.ServiceUnavailable(
             f"{label}: {kind} ({type(error).__name__})", sent=sent
         ) from None
+    _tell_peers(peer, response.status_code)
     if 300 <= response.status_code < 400:
         response.close()
         raise errors.ProtocolError(

@@ -146,6 +146,13 @@ class Pacer:
             retry_after_s=retry_after,
         )  # fmt: skip
 
+    def sent_last_minute(self) -> int:
+        """Requests started within the last minute (the budget used, for monitoring)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            self._trim(now)
+            return sum(1 for t in self._sent if t <= now)
+
     def _trim(self, now: float) -> None:
         while self._sent and self._sent[0] <= now - WINDOW * 1.001:
             self._sent.popleft()

@@ -477,3 +477,27 @@ def test_page_reads_numbers_as_strings_and_wib_server_time() -> None:
     page = wire.page(body, "/complaints/inbox", 2)
     assert (page.page, page.total, page.next_page) == (2, 40, None)
     assert page.server_time == datetime(2026, 10, 28, 7, 30, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", wire.INBOX, "list"),
+        ("GET", wire.complaint_path(5010653), "detail"),
+        ("GET", wire.followups_path(5010653), "followups"),
+        ("GET", wire.attachment_path(5010653, 9), "attachment"),
+        ("GET", wire.CATEGORIES, "master"),
+        ("POST", wire.LEGACY_TOPICS, "master"),
+        ("POST", wire.FOLLOWUP_ADD, "write"),
+        ("POST", wire.CREATE_COMPLAINT, "write"),
+        ("POST", wire.process_path(5010653, "verify"), "write"),
+    ],
+    ids=["inbox", "detail", "followups", "attachment", "master", "legacy-topics", "followup-add",
+         "create", "process"],
+)  # fmt: skip
+def test_endpoint_class_names_the_kind_of_endpoint_without_ids(
+    method: str, path: str, expected: str
+) -> None:
+    """Each request's endpoint class (a bounded metric label) comes from its method and path."""
+    assert wire.endpoint_class(method, path) == expected
+    assert expected in wire.ENDPOINT_CLASSES

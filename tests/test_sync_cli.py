@@ -370,3 +370,17 @@ def test_resync_of_a_range_counts_what_it_checked(config: Path) -> None:
     assert result.exit_code in (0, 6), result.output
     line = next(x for x in result.output.splitlines() if x.startswith("inbound:"))
     assert "unchanged 0" not in line
+
+
+def test_status_last_run_is_the_flows_last_run_not_the_cursor_move(
+    config: Path, control: SimControl
+) -> None:
+    """A run that finds nothing new moves no watermark, yet status shows it as the last run."""
+    assert run(config, "sync").exit_code in (0, 6)
+    before = json.loads(run(config, "status", "--json", "--max-quarantined", "99").output)
+    assert run(config, "sync").exit_code in (0, 6)
+    after = json.loads(run(config, "status", "--json", "--max-quarantined", "99").output)
+    inbound_before, inbound_after = before["flows"]["inbound"], after["flows"]["inbound"]
+    assert inbound_after["watermark"] == inbound_before["watermark"]
+    assert inbound_after["last_run"] > inbound_before["last_run"]
+    assert after["healthy"] is True, after["problems"]

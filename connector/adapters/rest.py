@@ -252,7 +252,13 @@ class RestAdapter(AgencyAdapter):
         def attempt() -> bytes:
             self.requests_sent += 1
             response = send(
-                self.session, "GET", url, label=label, timeout=self._timeout, stream=True
+                self.session,
+                "GET",
+                url,
+                label=label,
+                timeout=self._timeout,
+                stream=True,
+                peer="agency",
             )
             try:
                 if response.status_code >= 300:
@@ -295,7 +301,7 @@ class RestAdapter(AgencyAdapter):
         def attempt() -> Any:
             self.requests_sent += 1
             response = send(self.session, method, self.base_url + path, label=label, timeout=self._timeout,
-                            params=params, json=json, headers=headers, files=files)  # fmt: skip
+                            params=params, json=json, headers=headers, files=files, peer="agency")  # fmt: skip
             return self._decode(response, label)
 
         # Reads are idempotent; creating writes carry an Idempotency-Key and PATCH sets fields,

@@ -34,6 +34,28 @@ from connector.untrusted import decode_json
 
 log = get_logger("lapor.transport")
 
+#: Told of every request sent: (endpoint class, status or "error", seconds). See ``observe_requests``.
+RequestObserver = Callable[[str, str, float], None]
+_observers: list[RequestObserver] = []
+
+
+def observe_requests(observer: RequestObserver) -> Callable[[], None]:
+    """Tell ``observer`` of every LAPOR! request this process sends; returns the way to stop.
+
+    The observer gets the endpoint class (``wire.endpoint_class``), the status (``"error"`` when
+    no answer came) and the seconds taken; never a path, an id or a credential.
+    """
+    _observers.append(observer)
+    return lambda: _observers.remove(observer) if observer in _observers else None
+
+
+def _notify(endpoint: str, status: str, seconds: float) -> None:
+    for observer in list(_observers):
+        try:
+            observer(endpoint, status, seconds)
+        except Exception:  # monitoring never breaks a request
+            log.exception("request_observer_failed")
+
 
 class LaporTransport:
     """Sends requests to LAPOR! and returns decoded JSON, or raises a grouped error."""
@@ -153,14 +175,21 @@ class LaporTransport:
         self.limiter.acquire()
         self.requests_sent = next(self._counter)  # threads share a transport
         started = self.clock.monotonic()
-        response = send(
-            self.session,
-            method,
-            url,
-            label=f"LAPOR! {method} {path}",
-            timeout=self._timeout,
-            **kwargs,
-        )
+        endpoint = wire.endpoint_class(method, path)
+        try:
+            response = send(
+                self.session,
+                method,
+                url,
+                label=f"LAPOR! {method} {path}",
+                timeout=self._timeout,
+                peer="lapor",
+                **kwargs,
+            )
+        except errors.ConnectorError:
+            _notify(endpoint, "error", self.clock.monotonic() - started)
+            raise
+        _notify(endpoint, str(response.status_code), self.clock.monotonic() - started)
         log.debug(
             "lapor_request_sent",
             method=method,

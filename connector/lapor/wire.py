@@ -80,6 +80,27 @@ def attachment_path(complaint_id: int, file_id: int) -> str:
     return f"/complaints/{complaint_id}/attachments/{file_id}"
 
 
+#: Endpoint classes, for counting requests without ids (bounded metric labels).
+ENDPOINT_CLASSES = ("list", "detail", "followups", "write", "master", "attachment", "other")
+
+
+def endpoint_class(method: str, path: str) -> str:
+    """Which kind of endpoint a request goes to: list, detail, followups, write, master, attachment."""
+    if path.startswith("/masters/") or path == LEGACY_TOPICS:
+        return "master"
+    if method != "GET":
+        return "write"
+    if path == INBOX:
+        return "list"
+    if "/attachments/" in path:
+        return "attachment"
+    if path.startswith("/complaints/") and path.endswith("/followups"):
+        return "followups"
+    if path.startswith("/complaints/") and path.endswith("/complaint"):
+        return "detail"
+    return "other"
+
+
 # --- headers and parameters ----------------------------------------------------------------
 
 TOKEN_PATTERN = re.compile(

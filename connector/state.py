@@ -23,6 +23,7 @@ import sqlite_utils
 from connector.clock import Clock
 from connector.errors import ConfigError
 from connector.models import ComplaintSummary, InvalidRecord
+from connector.privacy import private_dir, private_umask, redacted_record, redacted_text, tighten
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: complaints seen on LAPOR!, cursors, quarantine
@@ -289,11 +290,16 @@ class StateStore:
 
     def __init__(self, path: str | Path, clock: Clock) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self.clock = clock
-        conn = sqlite3.connect(
-            str(self.path), timeout=30, isolation_level=None, check_same_thread=False
-        )
+        # SQLite gives the -wal and -shm files the state file's own mode: 0600, set here.
+        for existing in (self.path, *(Path(f"{self.path}{end}") for end in ("-wal", "-shm"))):
+            tighten(existing)
+        with private_umask():
+            conn = sqlite3.connect(
+                str(self.path), timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA user_version").fetchone()  # the file exists from here on
         self.db = sqlite_utils.Database(conn)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -510,10 +516,12 @@ class StateStore:
 
     def quarantine(self, record: InvalidRecord) -> int:
         """Keep an invalid record with its problems; seeing it again counts, it is not duplicated."""
-        raw = json.dumps(record.raw, sort_keys=True, default=str)
-        key = record.record_id or "sha256:" + hashlib.sha256(raw.encode()).hexdigest()[:20]
+        whole = json.dumps(record.raw, sort_keys=True, default=str)
+        key = record.record_id or "sha256:" + hashlib.sha256(whole.encode()).hexdigest()[:20]
+        # Kept redacted: a replay reads the record again from its source.
+        raw = json.dumps(redacted_record(record.raw), sort_keys=True, default=str)
         now = _iso(self.clock.now())
-        problems = json.dumps([str(p) for p in record.problems])
+        problems = json.dumps([redacted_text(str(p), {"raw": record.raw}) for p in record.problems])
         self.db.execute(
             """
             INSERT INTO quarantine (source, record_key, record_id, problems, raw, first_seen, last_seen)

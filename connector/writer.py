@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector import errors
+from connector.privacy import open_private
 
 
 class WriterBusy(errors.ConnectorError):
@@ -43,8 +44,7 @@ def _holder(path: Path) -> str:
 def writer_lock(state_path: Path, command: str) -> Iterator[None]:
     """Hold the state's writer lock for the block; raise ``WriterBusy`` if someone else has it."""
     path = lock_path(state_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+", encoding="utf-8")
+    handle = open_private(path, "a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -303,6 +303,8 @@ class StateStore:
         self.db = sqlite_utils.Database(conn)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
+            # Deleted and overwritten rows are zeroed, not left in free pages (docs/privacy.md).
+            self.db.execute("PRAGMA secure_delete = ON")
             self.db.execute("PRAGMA synchronous = FULL")
             self.db.execute("PRAGMA busy_timeout = 30000")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -323,6 +325,16 @@ class StateStore:
     def close(self) -> None:
         """Close the database file."""
         self.db.conn.close()
+
+    def checkpoint_wal(self) -> bool:
+        """Copy the WAL into the state file and empty it, so pages a settled write or a prune
+        replaced do not linger there; False when a reader kept it (the next one does it)."""
+        self.db.execute("PRAGMA busy_timeout = 2000")
+        try:
+            busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+        return not busy
 
     def __enter__(self) -> StateStore:
         return self

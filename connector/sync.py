@@ -839,6 +839,7 @@ def open_sync(
                 # Every run ends with a signed checkpoint in the state and the anchor file, so a
                 # cut tail or a recomputed chain shows at the next `log verify`.
                 sync.audit.checkpoint()
+                store.checkpoint_wal()  # a settled write's old payload leaves the WAL too
         finally:
             if sync is not None:
                 sync.close()

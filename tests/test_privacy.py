@@ -133,7 +133,8 @@ def test_redacted_payload_keeps_ids_and_field_names_not_the_reporter() -> None:
     kept = redacted_payload(payload)
     assert kept["complaint"]["reporter"] == {"redacted": True, "fields": ["email", "name"]}
     assert kept["complaint"]["is_secret"] is True
-    assert kept["lapor_id"] == 5010653 and kept["tracking_id"] == "1916449"
+    assert kept["lapor_id"] == 5010653
+    assert kept["tracking_id"] == "1916449"
     assert kept["lapor_fields"] == payload["lapor_fields"]
     text = json.dumps(kept)
     for value in (NAME, "Sulastri", "Wulandari", EMAIL, PHONE, NIK):
@@ -143,7 +144,8 @@ def test_redacted_payload_keeps_ids_and_field_names_not_the_reporter() -> None:
 def test_error_body_keeps_the_rule_not_the_values_it_echoes() -> None:
     """A remote message loses its quoted values and personal-data shapes; the rule stays."""
     text = rule_text([f"Nama '{NAME}' sudah terdaftar", f"Email {EMAIL} sudah dipakai"])
-    assert NAME not in text and EMAIL not in text
+    assert NAME not in text
+    assert EMAIL not in text
     assert "sudah terdaftar" in text
 
 
@@ -173,7 +175,8 @@ def test_a_422_echoing_the_reporter_is_stored_without_it(tmp_path: Path, clock: 
         outcome = outbox.attempt(item, send, lambda: None)
         assert isinstance(outcome.error, errors.RecordRejected)
         stored = outbox.get(item.key)
-        assert stored is not None and stored.last_error is not None
+        assert stored is not None
+        assert stored.last_error is not None
         assert "nameUser" in stored.last_error
         for value in (NAME, "Sulastri", EMAIL):
             assert value not in stored.last_error, value
@@ -293,7 +296,8 @@ def test_prune_leaves_complaints_inside_the_retention_and_open_ones(
     pruned = {e.lapor_id for e in sync.audit.entries() if e.action == "prune_contents"}
     assert lapor_id in pruned
     still_open = [i for i in sync.outbox.items("done") if i.payload.get("lapor_id") not in pruned]
-    assert still_open and all("pruned" not in i.payload for i in still_open)
+    assert still_open
+    assert all("pruned" not in i.payload for i in still_open)
 
 
 # --- the command and its setting ---------------------------------------------------------------
@@ -318,7 +322,7 @@ def test_retention_days_is_validated() -> None:
     """A retention of 0 days is refused, naming the field."""
     lapor = {"base_url": "https://lapor.example.go.id/lapor/3.0.0", "institution_id": 145,
              "api_key": "${LAPOR_API_KEY}", "token": "${LAPOR_TOKEN}"}  # fmt: skip
-    with pytest.raises(errors.ConfigError, match="privacy.retention_days"):
+    with pytest.raises(errors.ConfigError, match=r"privacy\.retention_days"):
         settings_from_mapping({"lapor": lapor, "privacy": {"retention_days": 0}}, env=ENV)
     settings = settings_from_mapping({"lapor": lapor}, env=ENV)
     assert settings.privacy.retention_days == 365

@@ -33,7 +33,7 @@ PERSONAL_FIELDS = frozenset(
     }
 )  # fmt: skip
 #: Free-text keys of a payload: kept (the complaint's own text), scrubbed of the reporter.
-_TEXT_FIELDS = frozenset({"title", "content", "description", "note", "text"})
+_TEXT_FIELDS = frozenset({"title", "content", "description", "note", "text", "file_name"})
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|“[^”]*”|‘[^’]*’|«[^»]*»")
 
 PRIVATE_FILE = 0o600

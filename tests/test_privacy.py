@@ -318,6 +318,24 @@ def test_state_prune_command_says_what_it_removed(tmp_path: Path, sim: LaporSimu
         assert "nothing to prune: no complaint closed more than 30 days ago" in result.output
 
 
+def test_state_prune_beside_another_writer_exits_8(tmp_path: Path) -> None:
+    """`state prune` refuses to run beside the daemon (exit 8); --dry-run takes no lock."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "lapor": {"base_url": "https://lapor.example.go.id/lapor/3.0.0", "institution_id": 145,
+                  "api_key": "${LAPOR_API_KEY}", "token": "${LAPOR_TOKEN}"},
+        "state": {"path": str(tmp_path / "state.sqlite")},
+    }))  # fmt: skip
+    with writer_lock(tmp_path / "state.sqlite", "run (the daemon)"):
+        busy = CliRunner().invoke(cli, ["state", "prune", "--config", str(config)], env=ENV)
+        dry = CliRunner().invoke(
+            cli, ["state", "prune", "--dry-run", "--config", str(config)], env=ENV
+        )
+    assert busy.exit_code == 8, busy.output
+    assert "run (the daemon)" in busy.output
+    assert dry.exit_code == 0, dry.output
+
+
 def test_retention_days_is_validated() -> None:
     """A retention of 0 days is refused, naming the field."""
     lapor = {"base_url": "https://lapor.example.go.id/lapor/3.0.0", "institution_id": 145,

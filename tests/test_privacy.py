@@ -182,6 +182,31 @@ def test_a_422_echoing_the_reporter_is_stored_without_it(tmp_path: Path, clock: 
             assert value not in stored.last_error, value
 
 
+def test_a_dead_write_keeps_the_reporter_until_acknowledged(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A dead write can still be retried, so it keeps what it sends; given up on, it does not."""
+    with StateStore(tmp_path / "state.sqlite", clock) as store:
+        outbox = Outbox(store, max_attempts=1)
+        with store.transaction():
+            item = outbox.enqueue(
+                key="agency.create:1", flow="inbound", target="agency", operation="agency_create_complaint",
+                subject="1", lookup={"lapor_id": 1}, payload={"complaint": {"reporter": {"name": NAME}}},
+            )  # fmt: skip
+
+        def refused() -> dict[str, object]:
+            raise errors.RecordRejected("agency POST /complaints: 422", [])
+
+        assert outbox.attempt(item, refused, lambda: None).state == "dead"
+        dead = outbox.get(item.key)
+        assert dead is not None
+        assert dead.payload["complaint"]["reporter"] == {"name": NAME}
+        assert outbox.acknowledge(item.id)
+        given_up = outbox.get(item.key)
+        assert given_up is not None
+        assert given_up.payload["complaint"]["reporter"] == {"redacted": True, "fields": ["name"]}
+
+
 def test_a_quarantined_record_is_kept_redacted(tmp_path: Path, clock: FakeClock) -> None:
     """A record set aside keeps its ids and problems; its reporter and personal shapes go."""
     from connector import models as m
@@ -263,7 +288,11 @@ def test_no_planted_reporter_detail_remains_after_done_nor_contents_after_prune(
     clock.advance(timedelta(days=366).total_seconds())
     with sync.store.transaction():
         sync.store.acknowledge_quarantine(sync.store.quarantined()[0].id)
+    with sync.store.rehearsal():
+        planned = prune(sync.store, sync.mappings, sync.audit, retention_days=365)
+    assert CONTENTS[0].encode() in state_bytes(sync.store)  # a dry run changes nothing
     report = prune(sync.store, sync.mappings, sync.audit, retention_days=365)
+    assert report == planned
     assert report.quarantined == 1
 
     on_disk = state_bytes(sync.store)

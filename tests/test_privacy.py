@@ -207,6 +207,26 @@ def test_a_dead_write_keeps_the_reporter_until_acknowledged(
         assert given_up.payload["complaint"]["reporter"] == {"redacted": True, "fields": ["name"]}
 
 
+def test_a_write_resolved_without_sending_keeps_no_reporter(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A write the connector closes itself (refused, set aside) keeps the redacted form."""
+    with StateStore(tmp_path / "state.sqlite", clock) as store:
+        outbox = Outbox(store)
+        with store.transaction():
+            item = outbox.enqueue(
+                key="lapor.create:AG-2", flow="intake_out", target="lapor", operation="lapor_create_complaint",
+                subject="AG-2", lookup={"external_ref": "AG-2"},
+                payload={"complaint": {"reporter": {"name": NAME, "phone": PHONE}}},
+            )  # fmt: skip
+            outbox.resolve(item, "rejected: RecordRejected", set_aside=True)
+        (resolved,) = outbox.items("acknowledged")
+        assert resolved.payload["complaint"]["reporter"] == {
+            "redacted": True,
+            "fields": ["name", "phone"],
+        }
+
+
 def test_a_quarantined_record_is_kept_redacted(tmp_path: Path, clock: FakeClock) -> None:
     """A record set aside keeps its ids and problems; its reporter and personal shapes go."""
     from connector import models as m
@@ -262,7 +282,7 @@ def test_no_planted_reporter_detail_remains_after_done_nor_contents_after_prune(
     name, email, phone = QUARANTINED
     listed = next(c for c in sim.state.complaints.values() if c["disposition_id"] == INSTITUTION_ID)
     control.inject("inbox", {**sim.state.summary(listed), "id": 9_999_002, "tracking_id": "9999002",
-                             "updated_at": "2099-01-01T00:00:00+07:00",
+                             "created_at": "bukan tanggal",
                              "reporter": {"name": name, "email": email, "phone": phone}})  # fmt: skip
     control.advance_seconds(60)
     assert run_inbound(sync).quarantined == 1
@@ -305,11 +325,29 @@ def test_no_planted_reporter_detail_remains_after_done_nor_contents_after_prune(
     assert len(pruned) == report.complaints  # one entry for each complaint pruned
 
 
+def _dead_write(sync: Sync, lapor_id: int) -> int:
+    """A write for the complaint that the agency refused for good (dead, waiting for a person)."""
+    outbox = Outbox(sync.store, max_attempts=1)
+    with sync.store.transaction():
+        item = outbox.enqueue(
+            key=f"agency.update:{lapor_id}:test", flow="inbound", target="agency",
+            operation="agency_update_complaint", subject=str(lapor_id),
+            payload={"lapor_id": lapor_id, "patch": {"title": "x"}}, lookup={"lapor_id": lapor_id},
+        )  # fmt: skip
+
+    def refused() -> dict[str, object]:
+        raise errors.RecordRejected("agency PATCH /complaints: 422", [])
+
+    assert outbox.attempt(item, refused, lambda: None).state == "dead"
+    return item.id
+
+
 def test_prune_leaves_complaints_inside_the_retention_and_open_ones(
     make_sync: Callable[..., Sync], sim: LaporSimulator, control: SimControl,
     agency_control: AgencyControl, clock: FakeClock,
 ) -> None:  # fmt: skip
-    """A complaint closed yesterday, and one still open a year on, keep their contents."""
+    """A complaint closed yesterday, one with a write still open, and one still open on LAPOR!
+    a year on keep their contents."""
     sync = make_sync(intake_user_id=1)
     lapor_id, _ = _plant(control, agency_control)
     run_inbound(sync)
@@ -319,7 +357,11 @@ def test_prune_leaves_complaints_inside_the_retention_and_open_ones(
     run_inbound(sync)
     clock.advance(timedelta(days=1).total_seconds())
     assert prune(sync.store, sync.mappings, sync.audit, retention_days=365).total == 0
+    stuck = _dead_write(sync, lapor_id)  # an agency PATCH that needs a person
     clock.advance(timedelta(days=400).total_seconds())
+    prune(sync.store, sync.mappings, sync.audit, retention_days=365)
+    assert CONTENTS[0].encode() in state_bytes(sync.store)  # a write still open: not yet
+    assert sync.outbox.acknowledge(stuck)
     prune(sync.store, sync.mappings, sync.audit, retention_days=365)
     assert CONTENTS[0].encode() not in state_bytes(sync.store)
     pruned = {e.lapor_id for e in sync.audit.entries() if e.action == "prune_contents"}

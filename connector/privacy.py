@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from connector import models as m
 from connector.disclosure import Redactor
+from connector.errors import FieldProblem, RecordError
 from connector.logs import REDACTED, get_logger, scrub
 
 log = get_logger(__name__)
@@ -110,6 +111,12 @@ def redacted_record(raw: Any, *, reporters: list[m.Reporter] | None = None) -> A
 def redacted_text(text: str, payload: Mapping[str, Any] | None = None) -> str:
     """An error text as stored: no reporter value from the payload, no personal-data shape."""
     return Redactor(reporters_in(payload or {}))(text)
+
+
+def redacted_problems(error: RecordError, payload: Mapping[str, Any]) -> tuple[FieldProblem, ...]:
+    """A refusal's field problems as quarantined: a message echoing the reporter loses it."""
+    problems = error.problems or (FieldProblem("(record)", str(error)),)
+    return tuple(FieldProblem(p.path, redacted_text(p.problem, payload)) for p in problems)
 
 
 def rule_text(messages: list[str] | str) -> str:

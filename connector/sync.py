@@ -36,7 +36,7 @@ from connector.logs import get_logger
 from connector.mappings import Mappings, load_mappings
 from connector.master_data import AGENCY_CATEGORIES, LAPOR_CATEGORIES, MasterData
 from connector.outbox import Outbox, OutboxItem, Outcome, Target
-from connector.privacy import redacted_text
+from connector.privacy import redacted_problems
 from connector.state import StateStore
 from connector.writer import writer_lock
 
@@ -405,7 +405,7 @@ class Sync:
             self.outbox.resolve(item, f"rejected: {_code(error)}", set_aside=True)
             self.store.quarantine(
                 m.InvalidRecord(source=source, record_id=record_id,
-                                problems=_without_reporter(error, item.payload),
+                                problems=redacted_problems(error, item.payload),
                                 raw={"operation": item.operation, "write": item.id,
                                      "complaint_id": item.payload.get("agency_id", item.subject)})
             )  # fmt: skip
@@ -461,14 +461,6 @@ def write_back(agency_id: str, lapor_id: int, tracking_id: str, *, flow: str) ->
         },
         "lookup": {"agency_id": agency_id, "lapor_id": lapor_id, "tracking_id": tracking_id},
     }
-
-
-def _without_reporter(
-    error: errors.RecordError, payload: dict[str, Any]
-) -> tuple[errors.FieldProblem, ...]:
-    """A refusal's field problems as kept: a message echoing the reporter's values loses them."""
-    problems = error.problems or (errors.FieldProblem("(record)", str(error)),)
-    return tuple(errors.FieldProblem(p.path, redacted_text(p.problem, payload)) for p in problems)
 
 
 def _code(error: BaseException) -> str:

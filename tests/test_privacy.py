@@ -24,7 +24,7 @@ from connector.flows.inbound import run_inbound
 from connector.flows.intake_out import run_intake_out
 from connector.lapor.transport import LaporTransport
 from connector.outbox import Outbox
-from connector.privacy import redacted_payload, rule_text
+from connector.privacy import redacted_payload, redacted_problems, rule_text
 from connector.retention import prune
 from connector.state import StateStore
 from connector.sync import Sync
@@ -139,6 +139,16 @@ def test_redacted_payload_keeps_ids_and_field_names_not_the_reporter() -> None:
     text = json.dumps(kept)
     for value in (NAME, "Sulastri", "Wulandari", EMAIL, PHONE, NIK):
         assert value not in text, value
+
+
+def test_refused_fields_are_quarantined_without_the_reporter() -> None:
+    """The problems of a 422 that names the reporter (unquoted) keep the field and the rule."""
+    refusal = errors.RecordRejected("LAPOR! POST /complaints/complaint: 422",
+                                    [errors.FieldProblem("nameUser", f"{NAME} sudah punya akun")])  # fmt: skip
+    (problem,) = redacted_problems(refusal, {"complaint": {"reporter": {"name": NAME}}})
+    assert problem.path == "nameUser"
+    assert "sudah punya akun" in problem.problem
+    assert "Sulastri" not in problem.problem
 
 
 def test_error_body_keeps_the_rule_not_the_values_it_echoes() -> None:

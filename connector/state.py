@@ -299,7 +299,6 @@ class StateStore:
             conn = sqlite3.connect(
                 str(self.path), timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA user_version").fetchone()  # the file exists from here on
         self.db = sqlite_utils.Database(conn)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import responses
+import structlog
 import yaml
 from click.testing import CliRunner
 from structlog.testing import capture_logs
@@ -86,6 +87,7 @@ def test_a_looser_existing_state_file_is_tightened_with_a_warning(
     path = tmp_path / "state.sqlite"
     StateStore(path, clock).close()
     os.chmod(path, 0o644)
+    structlog.reset_defaults()  # an earlier test may have configured ERROR level for the process
     with capture_logs() as events, StateStore(path, clock):
         assert mode(path) == 0o600
     assert [e["event"] for e in events] == ["file_mode_tightened"]

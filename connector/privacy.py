@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ PERSONAL_FIELDS = frozenset(
 _TEXT_FIELDS = frozenset({"title", "content", "description", "note", "text", "file_name"})
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|“[^”]*”|‘[^’]*’|«[^»]*»")
 
+_umask_lock = threading.Lock()
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
@@ -131,12 +133,15 @@ def rule_text(messages: list[str] | str) -> str:
 
 @contextmanager
 def private_umask() -> Iterator[None]:
-    """Files and folders created in the block get no group or other permission."""
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
+    """Files and folders created in the block get no group or other permission.
+
+    The umask is the process's: one thread at a time changes it, so it is always restored."""
+    with _umask_lock:
+        previous = os.umask(0o077)
+        try:
+            yield
+        finally:
+            os.umask(previous)
 
 
 def private_dir(path: Path) -> None:

@@ -37,6 +37,7 @@ from typing import IO, Any, Literal
 
 from connector import errors
 from connector.config import AuditSettings
+from connector.privacy import private_dir
 from connector.state import StateStore
 
 GENESIS = "0" * 64
@@ -329,8 +330,9 @@ class AuditLog:
         """
         if self.anchor_path is None or self.key is None or self.store.db.conn.in_transaction:
             return 0
-        self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.anchor_path.parent)
         fd = os.open(self.anchor_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             anchored = _last_seq(fd, self.anchor_path)

@@ -31,6 +31,7 @@ from connector.config import load_audit_settings, load_settings
 from connector.lapor.client import LaporClient
 from connector.lapor.transport import pacer_key
 from connector.mappings import load_mappings
+from connector.privacy import open_private, private_dir
 from connector.state import StateStore
 from connector.timeline import COLUMNS, Timeline, build_timeline, local_time
 from connector.workdays import WIB
@@ -145,11 +146,13 @@ def log_group(
         chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "jsonl")
         if chosen == "table":
             rows = list(entries)
-            Console(file=output.open("w", encoding="utf-8") if output else None).print(
+            Console(file=open_private(output, encoding="utf-8") if output else None).print(
                 _table(rows, f"Audit log ({len(rows)} entries)")
             )
             return
-        stream: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        stream: IO[str] = (
+            open_private(output, encoding="utf-8", newline="") if output else sys.stdout
+        )
         try:
             count = (export_csv if chosen == "csv" else export_jsonl)(entries, stream)
         finally:
@@ -259,7 +262,7 @@ def log_keygen(out: Path) -> None:
       lapor-connector log keygen --out /run/secrets/audit_key
     """
     secret = AuditKey.generate()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(out.parent)
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -281,6 +281,17 @@ class ReconcileSettings(Section):
         return self.every_hours * 3600 / self.slices
 
 
+class PrivacySettings(Section):
+    """How long the contents of closed complaints are kept (UU PDP 27/2022; docs/privacy.md)."""
+
+    #: A complaint closed on both sides this many days ago loses the contents the connector still
+    #: holds of it (titles, texts, file names, quarantined records); ids, links and the audit
+    #: log stay. Both systems keep their own copies: this is only the connector's.
+    retention_days: int = Field(default=365, ge=1, le=3650)
+    #: The daemon prunes once a day (``lapor-connector state prune`` does it on demand).
+    prune_daily: bool = True
+
+
 class MappingsSettings(Section):
     """Where the mapping files are."""
 
@@ -339,6 +350,7 @@ class Settings(Section):
     logging: LoggingSettings = LoggingSettings()
     audit: AuditSettings = AuditSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
 
 #: Fields that must be references, never literal values in the file.

@@ -30,12 +30,16 @@ from connector.mappings import check_mappings
 from connector.monitoring import Monitor
 from connector.pull import pull_inbox
 from connector.reconcile_sweep import run_sweep
+from connector.retention import prune_configured
 from connector.state import StateStore
 from connector.sync import open_sync
 from connector.writer import writer_lock
 
 log = get_logger("daemon")
 
+#: The retention prune runs an hour after start, then once a day (local: no request is made).
+PRUNE_SECONDS = 86_400.0
+_FIRST_PRUNE_SECONDS = 3_600.0
 #: Jobs whose first run waits one interval (the sweep does not compete with the first sync).
 _FIRST_RUN_LATER = frozenset({"reconcile"})
 
@@ -69,6 +73,8 @@ class Daemon:
             name: (functools.partial(self.run_flow, name), intervals[name]) for name in FLOWS
         }
         jobs["reconcile"] = (self.reconcile_slice, self.settings.reconcile.slice_seconds)
+        if self.settings.privacy.prune_daily:
+            jobs["privacy.prune"] = (self.prune, PRUNE_SECONDS)
         return jobs
 
     def run_flow(self, name: str) -> None:
@@ -103,6 +109,12 @@ class Daemon:
                 "reconcile_slice_finished",
                 **{k: v for k, v in vars(report).items() if isinstance(v, (int, bool))},
             )
+
+    def prune(self) -> None:
+        """Remove the contents of complaints closed longer than the retention (docs/privacy.md)."""
+        with self._one_at_a_time:
+            report = prune_configured(self.settings, self.clock, actor="run (the daemon)")
+            log.info("state_pruned", **{k: v for k, v in vars(report).items()})
 
     def pull(self) -> None:
         """One inbox pull with fresh connections and a fresh state handle."""
@@ -196,6 +208,8 @@ class Daemon:
             scheduler.add_listener(finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             for name, (job, seconds) in self.jobs().items():
                 later = timedelta(seconds=seconds if name in _FIRST_RUN_LATER else 0)
+                if name == "privacy.prune":
+                    later = timedelta(seconds=_FIRST_PRUNE_SECONDS)
                 scheduler.add_job(
                     job,
                     "interval",

@@ -11,6 +11,10 @@ answer) the next attempt knows the write may have happened and looks it up remot
 sending anything again. That is what keeps a retry from creating a second complaint or a
 second follow-up on a service that deduplicates neither. An operator can ``retry`` a dead write
 or ``acknowledge`` it (give up on it, on the record).
+
+A write's payload holds what it needs to be sent (a reporter's identity, for a create) only
+until it is settled: the transaction that records it done or acknowledged keeps a redacted
+form (``connector.privacy``), and no error text stored here carries the reporter's values.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
 
 from connector import errors
+from connector.privacy import redacted_payload, redacted_text
 from connector.state import StateStore
 
 T = TypeVar("T")
@@ -85,6 +90,11 @@ def _row_to_item(row: dict[str, Any]) -> OutboxItem:
         result=json.loads(row["result"]) if row["result"] else None,
         created_at=datetime.fromisoformat(row["created_at"]),
     )
+
+
+def _kept(payload: dict[str, Any]) -> str:
+    """A settled write's payload, as stored: redacted of the reporter."""
+    return json.dumps(redacted_payload(payload), sort_keys=True, default=str)
 
 
 class Outbox:
@@ -274,6 +284,8 @@ class Outbox:
             )
             if on_done is not None:
                 on_done(item, result)
+            # Sent: the reporter's identity is no longer needed here (the result commits with it).
+            self._set(item, payload=_kept(item.payload))
         return Outcome(item, "done", result=result, found_by_lookup=found_by_lookup)
 
     def _failed(
@@ -313,7 +325,7 @@ class Outbox:
                 item,
                 state=state,
                 attempts=attempts,
-                last_error=str(error)[:500],
+                last_error=redacted_text(str(error), item.payload)[:500],
                 last_error_code=code,
                 next_attempt_at=_iso(self.clock.now() + delay),
             )
@@ -338,6 +350,7 @@ class Outbox:
         columns: dict[str, Any] = {
             "state": "acknowledged",
             "result": json.dumps({"resolution": resolution}),
+            "payload": _kept(item.payload),
         }
         if set_aside:
             columns["idempotency_key"] = f"{item.key}@set-aside:{item.id}"
@@ -362,10 +375,19 @@ class Outbox:
         return cursor.rowcount > 0
 
     def acknowledge(self, item_id: int) -> bool:
-        """Give up on a dead write, on the record; False if there is no such dead write."""
+        """Give up on a dead write, on the record; False if there is no such dead write.
+
+        Never to be sent now, so its payload keeps only the redacted form."""
         with self.store.transaction():
-            cursor = self.store.db.execute(
-                "UPDATE outbox SET state = 'acknowledged', updated_at = ? WHERE id = ? AND state = 'dead'",
-                [_iso(self.clock.now()), item_id],
+            rows = list(
+                self.store.db.query(
+                    "SELECT payload FROM outbox WHERE id = ? AND state = 'dead'", [item_id]
+                )
             )
-        return cursor.rowcount > 0
+            if not rows:
+                return False
+            self.store.db.execute(
+                "UPDATE outbox SET state = 'acknowledged', payload = ?, updated_at = ? WHERE id = ?",
+                [_kept(json.loads(rows[0]["payload"])), _iso(self.clock.now()), item_id],
+            )
+        return True

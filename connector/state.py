@@ -25,6 +25,7 @@ import sqlite_utils
 from connector.clock import Clock
 from connector.errors import ConfigError
 from connector.models import ComplaintSummary, InvalidRecord
+from connector.privacy import private_dir, private_umask, redacted_record, redacted_text, tighten
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: complaints seen on LAPOR!, cursors, quarantine
@@ -329,15 +330,21 @@ class StateStore:
         self.path = Path(path)
         self.clock = clock
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), timeout=30, isolation_level=None, check_same_thread=False
-            )
+            private_dir(self.path.parent)
+            # SQLite gives the -wal and -shm files the state file's own mode: 0600, set here.
+            for existing in (self.path, *(Path(f"{self.path}{end}") for end in ("-wal", "-shm"))):
+                tighten(existing)
+            with private_umask():
+                conn = sqlite3.connect(
+                    str(self.path), timeout=30, isolation_level=None, check_same_thread=False
+                )
         except (OSError, sqlite3.OperationalError) as error:
             raise unusable_state_path(self.path, error) from None
         self.db = sqlite_utils.Database(conn)
         try:
             self.db.execute("PRAGMA journal_mode = WAL")
+            # Deleted and overwritten rows are zeroed, not left in free pages (docs/privacy.md).
+            self.db.execute("PRAGMA secure_delete = ON")
             self.db.execute("PRAGMA synchronous = FULL")
             self.db.execute("PRAGMA busy_timeout = 30000")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -362,6 +369,16 @@ class StateStore:
     def close(self) -> None:
         """Close the database file."""
         self.db.conn.close()
+
+    def checkpoint_wal(self) -> bool:
+        """Copy the WAL into the state file and empty it, so pages a settled write or a prune
+        replaced do not linger there; False when a reader kept it (the next one does it)."""
+        self.db.execute("PRAGMA busy_timeout = 2000")
+        try:
+            busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+        return not busy
 
     def __enter__(self) -> StateStore:
         return self
@@ -555,10 +572,12 @@ class StateStore:
 
     def quarantine(self, record: InvalidRecord) -> int:
         """Keep an invalid record with its problems; seeing it again counts, it is not duplicated."""
-        raw = json.dumps(record.raw, sort_keys=True, default=str)
-        key = record.record_id or "sha256:" + hashlib.sha256(raw.encode()).hexdigest()[:20]
+        whole = json.dumps(record.raw, sort_keys=True, default=str)
+        key = record.record_id or "sha256:" + hashlib.sha256(whole.encode()).hexdigest()[:20]
+        # Kept redacted: a replay reads the record again from its source.
+        raw = json.dumps(redacted_record(record.raw), sort_keys=True, default=str)
         now = _iso(self.clock.now())
-        problems = json.dumps([str(p) for p in record.problems])
+        problems = json.dumps([redacted_text(str(p), {"raw": record.raw}) for p in record.problems])
         self.db.execute(
             """
             INSERT INTO quarantine (source, record_key, record_id, problems, raw, first_seen, last_seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from connector.clock import SystemClock
 
 @click.group("state", cls=ConnectorGroup)
 def state_group() -> None:
-    """The state file: recover a lost one."""
+    """The state file: recover a lost one, prune what the retention no longer allows."""
 
 
 @state_group.command("rebuild")
@@ -45,3 +46,40 @@ def state_rebuild(config_path: Path) -> None:
     if kept:
         click.echo(f"the lost log's anchor is kept as {kept}; a new one starts")
     click.echo("done: run `lapor-connector sync` next (it compares every linked complaint once)")
+
+
+@state_group.command("prune")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+def state_prune(config_path: Path, dry_run: bool) -> None:
+    """Remove the contents of complaints closed longer than privacy.retention_days.
+
+    For each complaint closed on both sides (LAPOR! and the agency) whose link has not changed
+    for the retention, the state loses its title, the texts and file names of its settled
+    writes, and its quarantined records; ids, links and the audit log stay (`log verify` still
+    passes). A complaint with a write still open is left for a later prune. The daemon prunes
+    once a day unless privacy.prune_daily is false. See docs/privacy.md.
+
+    \b
+    Example:
+      lapor-connector state prune --dry-run --config /etc/lapor-connector/config.yaml
+      lapor-connector state prune --config /etc/lapor-connector/config.yaml
+    """
+    from connector.retention import prune_configured
+    from connector.writer import writer_lock
+
+    settings = load_configured(config_path)
+    with nullcontext() if dry_run else writer_lock(settings.state.path, "state prune"):
+        report = prune_configured(settings, SystemClock(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    days = settings.privacy.retention_days
+    if not report.total:
+        click.echo(
+            f"nothing to prune: no complaint closed more than {days} days ago holds contents"
+        )
+        return
+    click.echo(
+        f"{verb} the contents of {report.complaints} complaint(s) closed more than {days} days ago: "
+        f"{report.titles} title(s), {report.payloads} write payload(s), "
+        f"{report.quarantined} quarantined record(s); ids, links and the audit log are kept"
+    )

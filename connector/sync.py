@@ -36,6 +36,7 @@ from connector.logs import get_logger
 from connector.mappings import Mappings, load_mappings
 from connector.master_data import AGENCY_CATEGORIES, LAPOR_CATEGORIES, MasterData
 from connector.outbox import Outbox, OutboxItem, Outcome, Target
+from connector.privacy import redacted_problems
 from connector.state import StateStore
 from connector.writer import writer_lock
 
@@ -404,7 +405,7 @@ class Sync:
             self.outbox.resolve(item, f"rejected: {_code(error)}", set_aside=True)
             self.store.quarantine(
                 m.InvalidRecord(source=source, record_id=record_id,
-                                problems=error.problems or (errors.FieldProblem("(record)", str(error)),),
+                                problems=redacted_problems(error, item.payload),
                                 raw={"operation": item.operation, "write": item.id,
                                      "complaint_id": item.payload.get("agency_id", item.subject)})
             )  # fmt: skip
@@ -830,6 +831,7 @@ def open_sync(
                 # Every run ends with a signed checkpoint in the state and the anchor file, so a
                 # cut tail or a recomputed chain shows at the next `log verify`.
                 sync.audit.checkpoint()
+                store.checkpoint_wal()  # a settled write's old payload leaves the WAL too
         finally:
             if sync is not None:
                 sync.close()

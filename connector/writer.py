@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector import errors
+from connector.privacy import open_private
 from connector.state import unusable_state_path
 
 
@@ -45,8 +46,7 @@ def writer_lock(state_path: Path, command: str) -> Iterator[None]:
     """Hold the state's writer lock for the block; raise ``WriterBusy`` if someone else has it."""
     path = lock_path(state_path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a+", encoding="utf-8")
+        handle = open_private(path, "a+", encoding="utf-8")
     except OSError as error:
         raise unusable_state_path(state_path, error) from None
     try:

@@ -126,7 +126,13 @@ def test_daemon_runs_every_flow(
     for key, value in CLI_ENV.items():
         monkeypatch.setenv(key, value)
     daemon = Daemon(load_settings(config))
-    assert set(daemon.jobs()) == {"inbound", "intake_out", "followups_out", "reconcile"}
+    assert set(daemon.jobs()) == {
+        "inbound",
+        "intake_out",
+        "followups_out",
+        "reconcile",
+        "privacy.prune",
+    }
     daemon.serve(max_runs=3)
     assert daemon.runs == 3
     assert [c for c in AgencyControl(agency_system.root_url).complaints() if c["lapor"]]

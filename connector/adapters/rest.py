@@ -24,7 +24,8 @@ from connector.clock import Clock
 from connector.config import AgencySettings
 from connector.http import new_session, parse_retry_after, send, with_retries
 from connector.lapor.wire import parse_iso
-from connector.logs import register_secret, scrub
+from connector.logs import register_secret
+from connector.privacy import rule_text
 from connector.untrusted import MAX_NESTING, decode_json, shallow, too_deep
 from connector.untrusted import MAX_SQLITE_INT as MAX_ID
 
@@ -342,10 +343,8 @@ class RestAdapter(AgencyAdapter):
             problems = [
                 errors.FieldProblem(
                     str(name),
-                    scrub(
-                        "; ".join(map(str, messages))
-                        if isinstance(messages, list)
-                        else str(messages)
+                    rule_text(
+                        [str(x) for x in messages] if isinstance(messages, list) else str(messages)
                     ),
                 )
                 for name, messages in (fields or {}).items()

@@ -28,7 +28,8 @@ from connector.clock import Clock
 from connector.config import LaporSettings
 from connector.http import new_session, parse_retry_after, send, with_retries
 from connector.lapor import wire
-from connector.logs import get_logger, register_secret, scrub
+from connector.logs import get_logger, register_secret
+from connector.privacy import rule_text
 from connector.ratelimit import Pacer, pacer_for
 from connector.untrusted import decode_json
 
@@ -230,7 +231,7 @@ class LaporTransport:
             raise errors.RateLimited(label, retry_after=retry_after)
         if status in (400, 413, 422):
             problems = [
-                errors.FieldProblem(field, scrub("; ".join(messages)))
+                errors.FieldProblem(field, rule_text(messages))
                 for field, messages in info.field_errors.items()
             ]
             raise errors.RecordRejected(label, problems)

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos check format lint typecheck bench bench-quick clean
+.PHONY: demo test chaos check format lint typecheck bench bench-quick wheel-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+## wheel-check: build the wheel, install it into a clean venv, run the demo from /tmp (CI runs it)
+WHEEL_VENV ?= /tmp/lapor-connector-wheel
+wheel-check: $(STAMP)
+	rm -rf dist build $(WHEEL_VENV) /tmp/lapor-connector-demo
+	$(BIN)/python -m pip wheel . --no-deps --quiet --wheel-dir dist
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet dist/*.whl
+	! $(WHEEL_VENV)/bin/python -c "import simulators" 2>/dev/null
+	cd /tmp && $(WHEEL_VENV)/bin/lapor-connector demo --state-dir /tmp/lapor-connector-demo
+	cd /tmp && $(WHEEL_VENV)/bin/lapor-connector init /tmp/lapor-connector-wheel-init --force
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -51,4 +62,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .demo .mypy_cache .pytest_cache .ruff_cache *.egg-info build dist

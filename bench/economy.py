@@ -54,7 +54,7 @@ from bench.harness import (
     start_agency,
     start_lapor,
 )
-from simulators.lapor import SimControl
+from connector.simulators.lapor import SimControl
 
 MAX_RATIO = 1.05
 #: The inbound flow's overlap: each run lists from the previous run's cursor less this.

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from simulators.agency import AgencyControl
-from simulators.lapor import SimControl
+from connector.simulators.agency import AgencyControl
+from connector.simulators.lapor import SimControl
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-api-key"

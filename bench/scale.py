@@ -45,7 +45,7 @@ from bench.harness import (
     start_lapor,
     write_config,
 )
-from simulators.lapor import SimControl
+from connector.simulators.lapor import SimControl
 
 #: Share of the simulator's generated complaints that end up disposed to the agency (its seed).
 OWN_SHARE = 0.755

@@ -275,7 +275,7 @@ def simulate() -> None:
 @click.option("--no-control", is_flag=True, help="Switch off the /_sim/ control plane.")
 @click.option(
     "--dialect",
-    # the names of simulators.lapor.dialects.DIALECTS (tests/test_simulator_dialects.py checks)
+    # the names of connector.simulators.lapor.dialects.DIALECTS (tests/test_simulator_dialects.py checks)
     type=click.Choice(["contract", "iso", "wib", "php", "mysql", "sparse", "legacy", "counts"]),
     default="contract",
     show_default=True,
@@ -296,7 +296,7 @@ def simulate_lapor(**options: Any) -> None:
       lapor-connector simulate lapor --port 8081 --complaints 500
       lapor-connector simulate lapor --complaints 100000 --latency-ms 40 --rate-limit 0
     """
-    from simulators.lapor import serve_forever
+    from connector.simulators.lapor import serve_forever
 
     with _listening(options["host"], options["port"]):
         serve_forever(
@@ -365,7 +365,7 @@ def simulate_agency(
       AGENCY_API_TOKEN=secret lapor-connector simulate agency --port 8090 --db agency.sqlite
       lapor-connector simulate agency --latency-ms 20
     """
-    from simulators.agency import serve_forever as serve_agency
+    from connector.simulators.agency import serve_forever as serve_agency
 
     with _listening(host, port):
         serve_agency(
@@ -422,9 +422,38 @@ def demo(complaints: int, seed: int, state_dir: Path) -> None:
     Example:
       lapor-connector demo --complaints 200
     """
-    from simulators.demo import run_demo
+    from connector.simulators.demo import run_demo
 
     run_demo(complaints=complaints, seed=seed, state_dir=state_dir, console=Console())
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that are already there.")
+def init(directory: Path, force: bool) -> None:
+    """Write a deployment directory: an example config.yaml (its paths under DIRECTORY), its
+    JSON Schema, the default mappings and the systemd units, from the installed package.
+
+    \b
+    Example:
+      lapor-connector init /etc/lapor-connector
+      lapor-connector config check --config /etc/lapor-connector/config.yaml
+    """
+    from connector.defaults import init_deployment
+
+    try:
+        written = init_deployment(directory, force=force)
+    except FileExistsError as error:
+        raise click.UsageError(
+            f"{error.args[0]} is already there; nothing was written (--force overwrites)"
+        ) from None
+    click.echo(f"wrote {len(written)} files under {directory}:")
+    for path in written:
+        click.echo(f"  {path}")
+    click.echo(
+        "next: set the credentials config.yaml refers to (docs/configuration.md), adapt the "
+        f"mappings, then: lapor-connector config check --config {directory / 'config.yaml'}"
+    )
 
 
 cli.add_command(log_group)

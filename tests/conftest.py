@@ -13,7 +13,7 @@ from connector.config import LaporSettings, settings_from_mapping
 from connector.lapor.client import LaporClient
 
 if TYPE_CHECKING:
-    from simulators.lapor import LaporSimulator, SimControl
+    from connector.simulators.lapor import LaporSimulator, SimControl
 
 API_KEY = "test-api-key-0001"
 TOKEN = "{11111111-2222-3333-4444-555555555555}"
@@ -60,7 +60,7 @@ def clock() -> FakeClock:
 
 def all_dialects() -> list[str]:
     """Every encoding the simulator can serve of what the contract leaves open."""
-    from simulators.lapor.dialects import DIALECTS
+    from connector.simulators.lapor.dialects import DIALECTS
 
     return list(DIALECTS)
 
@@ -75,7 +75,7 @@ def dialect() -> str:
 @pytest.fixture
 def sim(dialect: str) -> Iterator[LaporSimulator]:
     """A real LAPOR! simulator on a free loopback port, seeded, with its control plane on."""
-    from simulators.lapor import LaporSimulator
+    from connector.simulators.lapor import LaporSimulator
 
     simulator = LaporSimulator(
         seed=7, complaints=30, api_key=API_KEY, token=TOKEN, institution_id=INSTITUTION_ID,
@@ -90,7 +90,7 @@ def sim(dialect: str) -> Iterator[LaporSimulator]:
 @pytest.fixture
 def control(sim: LaporSimulator) -> SimControl:
     """The simulator's control plane (faults, clock, citizen and admin actions, counters)."""
-    from simulators.lapor import SimControl
+    from connector.simulators.lapor import SimControl
 
     return SimControl(sim.root_url)
 

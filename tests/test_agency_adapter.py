@@ -13,7 +13,7 @@ from connector import models as m
 from connector.adapters import AgencyAdapter, make_adapter
 from connector.clock import FakeClock
 from connector.config import settings_from_mapping
-from simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.agency import AgencyControl, AgencySystem
 from tests.conftest import API_KEY, TOKEN
 
 AGENCY_TOKEN = "agency-test-token"

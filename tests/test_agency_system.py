@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from simulators.agency import AgencySystem
+from connector.simulators.agency import AgencySystem
 
 TOKEN = "raw-agency-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

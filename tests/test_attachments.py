@@ -23,13 +23,13 @@ from connector.flows.followups_out import run_followups_out
 from connector.flows.inbound import InboundReport, resync_complaint, run_inbound
 from connector.lapor.client import LaporClient
 from connector.mappings import load_mappings
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.agency.store import SURAT_PDF
+from connector.simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor.seed import FOTO_JPG
 from connector.state import StateStore
 from connector.sync import Sync
 from connector.sync_cli import _replay
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.agency.store import SURAT_PDF
-from simulators.lapor import LaporSimulator, SimControl
-from simulators.lapor.seed import FOTO_JPG
 from tests.conftest import INSTITUTION_ID, plain_session
 from tests.test_agency_adapter import AGENCY_TOKEN, adapter_for
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("CHAOS_RUNS", "6"))

@@ -14,8 +14,8 @@ from connector.cli import cli
 from connector.config import settings_from_mapping
 from connector.daemon import Daemon
 from connector.errors import AuthenticationFailed
+from connector.simulators.lapor import LaporSimulator
 from connector.writer import WriterBusy, writer_lock
-from simulators.lapor import LaporSimulator
 from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN
 
 ENV = {"LAPOR_API_KEY": API_KEY, "LAPOR_TOKEN": TOKEN}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from simulators.demo import run_demo
+from connector.simulators.demo import run_demo
 
 
 def test_demo_runs_and_reports(tmp_path: Path) -> None:

@@ -25,11 +25,11 @@ from connector.flows.inbound import run_inbound
 from connector.lapor import wire
 from connector.lapor.client import LaporClient
 from connector.mappings import load_mappings
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.state import StateStore
 from connector.sync import Sync
 from connector.untrusted import cut_deep_json
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID
 from tests.test_agency_adapter import AGENCY_TOKEN, adapter_for
 

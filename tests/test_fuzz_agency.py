@@ -26,10 +26,10 @@ from connector.flows.followups_out import run_followups_out
 from connector.flows.intake_out import run_intake_out
 from connector.lapor.client import LaporClient
 from connector.mappings import load_mappings
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator
 from connector.state import StateStore
 from connector.sync import Sync
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator
 from tests.conftest import INSTITUTION_ID
 from tests.test_agency_adapter import AGENCY_TOKEN, adapter_for
 from tests.test_fuzz import SETTINGS, as_json, as_received, mutated, nasty_values, storable

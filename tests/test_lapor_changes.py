@@ -22,9 +22,9 @@ from connector.errors import ConfigError
 from connector.flows.inbound import run_inbound
 from connector.flows.sla_out import FLOW as SLA_FLOW
 from connector.mappings import check_mappings, load_mappings
+from connector.simulators.agency import AgencyControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.sync import Sync
-from simulators.agency import AgencyControl
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID
 from tests.test_mappings import masters
 from tests.test_sync import adapter, agency_control, agency_system, make_sync, mappings_dir

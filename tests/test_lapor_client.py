@@ -9,7 +9,7 @@ import pytest
 from connector import errors
 from connector import models as m
 from connector.lapor.client import LaporClient, content_fingerprint
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID, all_dialects
 
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)

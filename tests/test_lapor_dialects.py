@@ -13,8 +13,8 @@ from connector import errors
 from connector import models as m
 from connector.lapor import wire
 from connector.lapor.client import LaporClient
-from simulators.lapor import LaporSimulator
-from simulators.lapor.dialects import DIALECTS
+from connector.simulators.lapor import LaporSimulator
+from connector.simulators.lapor.dialects import DIALECTS
 from tests.conftest import INSTITUTION_ID
 
 BEGINNING = datetime(2000, 1, 1, tzinfo=timezone.utc)

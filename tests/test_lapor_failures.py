@@ -12,7 +12,7 @@ from connector import errors
 from connector import models as m
 from connector.clock import FakeClock
 from connector.lapor.client import LaporClient, content_fingerprint
-from simulators.lapor import SimControl
+from connector.simulators.lapor import SimControl
 from tests.conftest import INSTITUTION_ID
 from tests.test_lapor_client import BEGINNING, held, new_complaint, valid
 
@@ -122,7 +122,7 @@ def test_real_rate_limit_answers_429_and_is_survived(
     make_client: Callable[..., LaporClient], clock: FakeClock
 ) -> None:
     """Against a simulator limited to 5 requests a minute, the client waits and carries on."""
-    from simulators.lapor import LaporSimulator
+    from connector.simulators.lapor import LaporSimulator
     from tests.conftest import API_KEY, TOKEN, make_settings
 
     with LaporSimulator(

@@ -11,9 +11,9 @@ from typing import Any
 from connector.flows.followups_out import run_followups_out
 from connector.flows.inbound import resync_quarantined, run_inbound
 from connector.flows.intake_out import resync_agency_complaint, run_intake_out
+from connector.simulators.agency import AgencyControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.sync import Sync
-from simulators.agency import AgencyControl
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID
 from tests.test_sync import (  # noqa: F401 (fixtures)
     adapter,

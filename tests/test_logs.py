@@ -19,8 +19,8 @@ import structlog
 import yaml
 
 from connector import logs
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import API_KEY, TOKEN
 from tests.test_agency_adapter import AGENCY_TOKEN
 from tests.test_sync_cli import CLI_ENV

@@ -20,7 +20,7 @@ from connector.models import (
     ComplaintStatus,
     Institution,
 )
-from simulators.lapor import seed
+from connector.simulators.lapor import seed
 
 SHIPPED = Path("mappings")
 GOLDEN = Path("tests/golden/mappings")

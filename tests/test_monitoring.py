@@ -22,7 +22,7 @@ from connector.config import load_settings
 from connector.daemon import Daemon
 from connector.lapor.client import LaporClient
 from connector.monitoring import Monitor
-from simulators.lapor import SimControl
+from connector.simulators.lapor import SimControl
 from tests import test_sync_cli
 from tests.conftest import API_KEY, TOKEN, plain_session
 from tests.test_sync_cli import CLI_ENV

@@ -14,7 +14,7 @@ from connector import errors, logs
 from connector import models as m
 from connector.clock import FakeClock
 from connector.lapor.client import LaporClient
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID, make_settings
 
 CANARY_KEY = "CANARY-KEY-7f3a9c21"
@@ -127,8 +127,8 @@ def test_the_two_way_sync_leaks_nothing(
     from connector.clock import SystemClock
     from connector.config import load_settings
     from connector.flows import FLOWS
+    from connector.simulators.agency import AgencyControl, AgencySystem
     from connector.sync import open_sync
-    from simulators.agency import AgencyControl, AgencySystem
 
     caplog.set_level(logging.DEBUG)
     agency_token = "CANARY-AGENCY-9c21"

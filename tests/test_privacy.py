@@ -27,11 +27,11 @@ from connector.lapor.transport import LaporTransport
 from connector.outbox import Outbox
 from connector.privacy import redacted_payload, redacted_problems, rule_text
 from connector.retention import prune
+from connector.simulators.agency import AgencyControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.state import StateStore
 from connector.sync import Sync
 from connector.writer import lock_path, writer_lock
-from simulators.agency import AgencyControl
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID, make_settings
 from tests.test_cli import ENV
 from tests.test_sync import (  # noqa: F401 (fixtures)

@@ -15,7 +15,7 @@ from connector import probe as p
 from connector.cli import cli
 from connector.lapor import wire
 from connector.lapor.client import LaporClient
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN, all_dialects, make_settings
 from tests.test_cli import write_config
 

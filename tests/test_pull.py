@@ -12,8 +12,8 @@ from connector import errors
 from connector.clock import FakeClock
 from connector.lapor.client import LaporClient
 from connector.pull import FLOW, pull_inbox
+from connector.simulators.lapor import SimControl
 from connector.state import StateStore
-from simulators.lapor import SimControl
 from tests.test_lapor_client import BEGINNING, held, valid
 
 

@@ -21,9 +21,9 @@ from connector.lapor.client import LaporClient
 from connector.reconcile import Finding, reconcile_all
 from connector.reconcile_fix import repair_all
 from connector.reconcile_sweep import run_sweep, slice_budget
+from connector.simulators.agency import AgencyControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.sync import Sync
-from simulators.agency import AgencyControl
-from simulators.lapor import LaporSimulator, SimControl
 from tests.test_sync import (
     adapter,
     agency_control,

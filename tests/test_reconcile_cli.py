@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from connector.clock import SystemClock
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import SimControl
 from connector.state import StateStore
 from connector.writer import writer_lock
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import SimControl
 from tests.test_sync_cli import agency_system, config, run
 
 #: The end-to-end world's fixtures, shared with tests/test_sync_cli.py.

@@ -21,10 +21,10 @@ from connector.flows.intake_out import run_intake_out
 from connector.lapor.client import LaporClient
 from connector.lapor.transport import pacer_key
 from connector.mappings import load_mappings
+from connector.simulators.agency import AgencyControl
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.state import StateStore
 from connector.sync import Sync, keep_pacer
-from simulators.agency import AgencyControl
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID
 from tests.test_sync import adapter, agency_control, agency_system, make_sync, mappings_dir
 

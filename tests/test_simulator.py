@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from simulators.lapor import LaporSimulator, SimControl
-from simulators.lapor.workdays import WIB, add_workdays, is_workday
+from connector.simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor.workdays import WIB, add_workdays, is_workday
 from tests.conftest import API_KEY, AUTH, INSTITUTION_ID, TOKEN
 
 DMY = re.compile(r"\d{2}-\d{2}-\d{4} \d{2}:\d{2}:\d{2}")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from simulators.lapor import LaporSimulator, SimControl
-from simulators.lapor.dialects import DIALECTS, Dialect, apply
+from connector.simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor.dialects import DIALECTS, Dialect, apply
 
 API_KEY = "dialect-api-key"
 TOKEN = "{AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE}"
@@ -204,7 +204,7 @@ def test_dialects_agree_on_the_moment(
     http: requests.Session, server: LaporSimulator, ctl: SimControl
 ) -> None:
     """Every dialect names the same instants, only written differently."""
-    from simulators.lapor.dialects import parse_timestamp
+    from connector.simulators.lapor.dialects import parse_timestamp
 
     seen = {}
     for name in ("contract", "iso", "wib", "legacy"):
@@ -343,7 +343,7 @@ def test_counts_dialect_sums_up_what_c3_lists(
 ) -> None:
     """counts: each inbox item and the detail carry followups_count and last_followup_at (the
     newest follow-up of any author, ISO 8601 +07:00, null when none), as C3 lists them."""
-    from simulators.lapor.dialects import parse_timestamp
+    from connector.simulators.lapor.dialects import parse_timestamp
 
     ctl.set_dialect("counts")
     fresh = ctl.submit(title="Hitung", content="Isi")

@@ -17,10 +17,10 @@ import click
 import pytest
 import requests
 
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.agency.server import AgencyServer
-from simulators.lapor import LaporSimulator, SimControl
-from simulators.lapor.server import SimServer
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.agency.server import AgencyServer
+from connector.simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor.server import SimServer
 from tests.conftest import API_KEY, AUTH, INSTITUTION_ID, TOKEN, plain_session
 
 AGENCY_TOKEN = "latency-agency-token"

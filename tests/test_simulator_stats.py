@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
-from simulators.lapor.traffic import STARTED, SlidingWindow, Traffic
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor.traffic import STARTED, SlidingWindow, Traffic
 from tests.conftest import API_KEY, AUTH, INSTITUTION_ID, TOKEN
 
 

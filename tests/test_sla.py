@@ -21,11 +21,11 @@ from connector.cli import cli
 from connector.clock import FakeClock
 from connector.flows.inbound import run_inbound
 from connector.links import Links
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.sla import Facts, SlaFacts, assess, deadline, open_rows, review, summary
 from connector.state import StateStore
 from connector.sync import Sync
 from connector.workdays import WorkCalendar, zone
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID, all_dialects
 from tests.test_sync import adapter, agency_control, agency_system, make_sync, mappings_dir
 

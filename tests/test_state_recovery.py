@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 from tests.test_sync_cli import agency_system, config, run  # noqa: F401 (fixtures)
 
 

@@ -15,10 +15,10 @@ from connector.flows.inbound import run_inbound
 from connector.flows.intake_out import run_intake_out
 from connector.lapor.client import LaporClient
 from connector.mappings import load_mappings
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.state import StateStore
 from connector.sync import Sync
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import INSTITUTION_ID, all_dialects
 from tests.test_agency_adapter import AGENCY_TOKEN, adapter_for
 

@@ -11,8 +11,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from connector.cli import cli
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 from tests.test_agency_adapter import AGENCY_TOKEN
 from tests.test_cli import ENV
 

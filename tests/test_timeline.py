@@ -23,12 +23,12 @@ from connector.clock import FakeClock
 from connector.disclosure import WITHHELD, Redactor
 from connector.links import Links
 from connector.models import Reporter
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.state import StateStore
 from connector.timeline import COLUMNS, SIDES, Event, find_link, local_time, merge
 from connector.workdays import zone
 from connector.writer import writer_lock
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator, SimControl
 from tests.conftest import API_KEY, INSTITUTION_ID, TOKEN
 from tests.test_agency_adapter import AGENCY_TOKEN
 

@@ -7,8 +7,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.lapor import LaporSimulator
 from tests.test_chaos import sync_process, write_config
 
 

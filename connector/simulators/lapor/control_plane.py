@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from simulators.lapor import dialects, seed
-from simulators.lapor.workdays import add_workdays
-from simulators.lapor.world import ApiError, World, iso
-from simulators.network import checked_latency
+from connector.simulators.lapor import dialects, seed
+from connector.simulators.lapor.workdays import add_workdays
+from connector.simulators.lapor.world import ApiError, World, iso
+from connector.simulators.network import checked_latency
 
 if TYPE_CHECKING:
-    from simulators.lapor.server import SimServer
+    from connector.simulators.lapor.server import SimServer
 
 
 def _body(raw: bytes) -> dict[str, Any]:

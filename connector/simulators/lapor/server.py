@@ -20,12 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from simulators.lapor import dialects, seed
-from simulators.lapor.control_plane import handle_control
-from simulators.lapor.faults import FaultBook, FaultRule
-from simulators.lapor.traffic import DROPPED, Arrival, SlidingWindow, Traffic
-from simulators.lapor.world import ApiError, World, iso
-from simulators.network import REQUEST_QUEUE_SIZE, wait_half
+from connector.simulators.lapor import dialects, seed
+from connector.simulators.lapor.control_plane import handle_control
+from connector.simulators.lapor.faults import FaultBook, FaultRule
+from connector.simulators.lapor.traffic import DROPPED, Arrival, SlidingWindow, Traffic
+from connector.simulators.lapor.world import ApiError, World, iso
+from connector.simulators.network import REQUEST_QUEUE_SIZE, wait_half
 
 BASE_PATH = "/lapor/3.0.0"
 TOKEN_RE = re.compile(

@@ -16,8 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from simulators.agency.store import CATEGORIES, STATUSES, UNITS, WIB, AgencyError, AgencyStore
-from simulators.network import REQUEST_QUEUE_SIZE, checked_latency, wait_half
+from connector.simulators.agency.store import (
+    CATEGORIES,
+    STATUSES,
+    UNITS,
+    WIB,
+    AgencyError,
+    AgencyStore,
+)
+from connector.simulators.network import REQUEST_QUEUE_SIZE, checked_latency, wait_half
 
 BASE = "/api/v1"
 FAULT_MODES = frozenset(

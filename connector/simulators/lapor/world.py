@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
-from simulators.lapor import seed
-from simulators.lapor.inbox_index import InboxIndex
-from simulators.lapor.workdays import WIB, add_workdays
+from connector.simulators.lapor import seed
+from connector.simulators.lapor.inbox_index import InboxIndex
+from connector.simulators.lapor.workdays import WIB, add_workdays
 
 DEFAULT_START = datetime(2026, 11, 2, 9, 0, tzinfo=WIB)
 AUTO_CLOSE_NOTE = "Laporan ditutup otomatis setelah 10 hari kerja"

@@ -11,11 +11,11 @@ import threading
 from datetime import datetime
 from types import TracebackType
 
-from simulators.lapor.control import SimControl
-from simulators.lapor.dialects import DEFAULT_DIALECT, DIALECTS
-from simulators.lapor.faults import FaultBook
-from simulators.lapor.server import BASE_PATH, SimServer, log_ready
-from simulators.lapor.world import World
+from connector.simulators.lapor.control import SimControl
+from connector.simulators.lapor.dialects import DEFAULT_DIALECT, DIALECTS
+from connector.simulators.lapor.faults import FaultBook
+from connector.simulators.lapor.server import BASE_PATH, SimServer, log_ready
+from connector.simulators.lapor.world import World
 
 __all__ = ["DIALECTS", "LaporSimulator", "SimControl", "serve_forever"]
 

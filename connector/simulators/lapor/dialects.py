@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from simulators.lapor.workdays import WIB
+from connector.simulators.lapor.workdays import WIB
 
 Timestamps = Literal["contract", "iso", "wib"]
 Deadlines = Literal["iso", "date", "absent"]

@@ -24,18 +24,19 @@ from connector.audit import AuditLog
 from connector.clock import SystemClock
 from connector.config import Settings, load_settings
 from connector.daemon import Daemon
+from connector.defaults import bundled
 from connector.flows import run_flow
 from connector.logs import configure
 from connector.reconcile import reconcile_all
 from connector.reconcile_fix import repair_all
+from connector.simulators.agency import AgencyControl, AgencySystem
+from connector.simulators.agency.store import SURAT_PDF
+from connector.simulators.lapor import LaporSimulator, SimControl
+from connector.simulators.lapor.seed import FOTO_JPG
 from connector.state import StateStore
 from connector.sync import open_sync
-from simulators.agency import AgencyControl, AgencySystem
-from simulators.agency.store import SURAT_PDF
-from simulators.lapor import LaporSimulator, SimControl
-from simulators.lapor.seed import FOTO_JPG
 
-MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+MAPPINGS = bundled("mappings")  # the default mappings, in a checkout or an installed wheel
 AGENCY_TOKEN = "demo-agency-token"  # noqa: S105 (the demo system's own token)
 
 
@@ -61,7 +62,7 @@ def _config(state_dir: Path, lapor: LaporSimulator, agency: AgencySystem) -> Pat
         },
         "agency": {"base_url": agency.base_url, "token": f"${{file:{secrets / 'agency_token'}}}"},
         "state": {"path": str(state_dir / "state.sqlite")},
-        "mappings": {"path": str(MAPPINGS if MAPPINGS.is_dir() else Path("mappings"))},
+        "mappings": {"path": str(MAPPINGS)},
         "outbox": {
             "first_delay_seconds": 0
         },  # the demo lives seconds: look interrupted writes up on the next cycle

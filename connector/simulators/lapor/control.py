@@ -43,7 +43,7 @@ class SimControl:
         self._call("POST", "reset", {"seed": seed, "complaints": complaints})
 
     def set_dialect(self, name: str) -> None:
-        """Speak dialect ``name`` from the next request on (see ``simulators.lapor.dialects``)."""
+        """Speak dialect ``name`` from the next request on (see ``connector.simulators.lapor.dialects``)."""
         self._call("POST", "dialect", {"name": name})
 
     def dialect(self) -> str:

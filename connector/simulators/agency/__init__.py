@@ -16,8 +16,8 @@ from typing import Any
 
 import requests
 
-from simulators.agency.server import BASE, AgencyServer
-from simulators.agency.store import AgencyStore
+from connector.simulators.agency.server import BASE, AgencyServer
+from connector.simulators.agency.store import AgencyStore
 
 __all__ = ["AgencyControl", "AgencySystem", "serve_forever"]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -33,6 +32,7 @@ from connector.lapor.transport import pacer_key
 from connector.mappings import load_mappings
 from connector.privacy import open_private, private_dir
 from connector.state import StateStore
+from connector.tables import show
 from connector.timeline import COLUMNS, Timeline, build_timeline, local_time
 from connector.workdays import WIB
 
@@ -146,9 +146,12 @@ def log_group(
         chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "jsonl")
         if chosen == "table":
             rows = list(entries)
-            Console(file=open_private(output, encoding="utf-8") if output else None).print(
-                _table(rows, f"Audit log ({len(rows)} entries)")
-            )
+            table = _table(rows, f"Audit log ({len(rows)} entries)")
+            if output is None:
+                show(table)
+                return
+            with open_private(output, encoding="utf-8") as written:
+                show(table, file=written)
             return
         stream: IO[str] = (
             open_private(output, encoding="utf-8", newline="") if output else sys.stdout
@@ -359,7 +362,7 @@ def log_timeline(config_path: Path, complaint_id: str, fmt: str, show_content: b
         writer.writerow(COLUMNS)
         writer.writerows([spreadsheet_cell(row[c]) for c in COLUMNS] for row in rows)
     else:
-        Console(markup=False).print(_timeline_table(timeline))
+        show(_timeline_table(timeline), markup=False)
     for gap in timeline.gaps:
         click.secho(f"missing: {gap.problem}", err=True, fg="yellow")
     if timeline.gaps:

@@ -22,6 +22,7 @@ from connector.sla_cli import sla_group
 from connector.state import state_path_problems
 from connector.state_cli import state_group
 from connector.sync_cli import COMMANDS
+from connector.tables import show
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +70,7 @@ def pull(config_path: Path, limit: int) -> None:
         console = Console()
         if limit:
             rows = store.complaints()[:limit]
-            console.print(
+            show(
                 complaints_table(
                     rows, title=f"Complaints in {settings.state.path} ({len(rows)} shown)"
                 )
@@ -156,7 +157,7 @@ def masters(config_path: Path, kind: str) -> None:
         return
     columns = list(type(records[0]).model_fields)
     rows = [[getattr(getattr(r, c), "value", getattr(r, c)) for c in columns] for r in records]
-    Console().print(records_table(f"LAPOR! {kind}", columns, rows))
+    show(records_table(f"LAPOR! {kind}", columns, rows))
 
 
 @cli.command()
@@ -217,8 +218,7 @@ def probe(config_path: Path, as_json: bool, write: bool, production_ok: bool) ->
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
         console = Console()
-        for table in probe_tables(report):
-            console.print(table)
+        show(*probe_tables(report), markup=False)
         console.print(
             f"{summary['as_expected']} as expected, {summary['differs']} understood but "
             f"differ, {summary['not_understood']} not understood, {summary['ignored']} "

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from connector.cli_support import config_option, load_configured
@@ -14,6 +13,7 @@ from connector.clock import SystemClock
 from connector.reconcile import Comparison, Finding, reconcile_all
 from connector.reconcile_fix import Repair, repair_all
 from connector.sync import open_sync
+from connector.tables import show
 
 
 @click.command("reconcile")
@@ -72,7 +72,7 @@ def _table(findings: list[Finding], repairs: list[Repair]) -> None:
             f.fix,
         ]
         table.add_row(*row, *([repairs[index]] if repairs else []))
-    Console(width=200).print(table)
+    show(table)
 
 
 def _summary(comparison: Comparison, repairs: list[Repair], fix: bool, *, to_stderr: bool) -> None:

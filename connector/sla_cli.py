@@ -18,6 +18,7 @@ from connector.clock import SystemClock
 from connector.mappings import load_mappings
 from connector.sla import SlaRow, SummaryRow, open_rows, summary
 from connector.state import StateStore
+from connector.tables import show
 
 _STATE_STYLE = {"overdue": "bold red", "at_risk": "yellow", "on_time": "green"}
 _FORMAT = click.option(
@@ -110,8 +111,8 @@ def _print_rows(rows: list[SlaRow], output: str, at_risk_days: int) -> None:
             r.tracking_id or "", str(r.lapor_id), r.agency_id or "", r.unit or "", r.stage, due,
             r.due_source, str(r.working_days_left), f"[{_STATE_STYLE[r.state]}]{r.state}[/]",
         )  # fmt: skip
+    show(table)
     console = Console()
-    console.print(table)
     counts = {s: sum(r.state == s for r in rows) for s in ("overdue", "at_risk", "on_time")}
     console.print(
         f"{len(rows)} open: {counts['overdue']} overdue, {counts['at_risk']} at risk, "
@@ -162,4 +163,7 @@ def print_summary(rows: list[SummaryRow], output: str, console: Console | None =
         )
         table.add_row(r.unit or "", r.month, str(r.received), str(r.resolved),
                       str(r.closed_other), str(r.open), str(r.overdue), median)  # fmt: skip
-    (console or Console()).print(table)
+    if console is not None:
+        console.print(table)
+    else:
+        show(table)

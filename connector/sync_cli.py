@@ -29,6 +29,7 @@ from connector.mappings import check_mappings, load_mappings
 from connector.outbox import Outbox
 from connector.state import QuarantineEntry, StateStore
 from connector.sync import Sync, open_sync
+from connector.tables import show
 from connector.writer import writer_lock
 
 
@@ -290,7 +291,7 @@ def status_command(
                 )
             ],
         )
-    Console().print(table)
+    show(table)
     click.echo(f"linked complaints: {report['linked']}")
     for problem in problems:
         click.echo(f"unhealthy: {problem}")
@@ -406,9 +407,7 @@ def quarantine_list(config_path: Path) -> None:
             str(item.attempts),
             item.last_error or "",
         )
-    console = Console()
-    console.print(records)
-    console.print(writes)
+    show(records, writes)
 
 
 @quarantine_group.command("retry")

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
+from rich.console import Console
 from rich.table import Table
 
 from connector.lapor.wire import WIB
 
 SECRET_TITLE = "(rahasia: judul disembunyikan)"  # noqa: S105 (a label, not a password)
+
+
+#: Wide enough that no cell of a piped table is ever wrapped or cut.
+_UNLIMITED = 1_000_000
+
+
+def show(*tables: Table, file: IO[str] | None = None, markup: bool = True) -> None:
+    """Print tables for people: drawn on a terminal; piped or written to a file, as plain
+    aligned text (a title line, the headings, one line per row: no borders, nothing wrapped
+    or cut, no colour), so ``grep``, ``sort`` and ``column`` see whole values."""
+    out = file or sys.stdout
+    if out.isatty():
+        console = Console(file=out, markup=markup)
+        for table in tables:
+            console.print(table)
+        return
+    plain = Console(file=out, width=_UNLIMITED, no_color=True, highlight=False,
+                    markup=markup, force_terminal=False, emoji=False)  # fmt: skip
+    for table in tables:
+        table.box = None
+        table.show_edge = False
+        table.pad_edge = False
+        for column in table.columns:
+            column.no_wrap = True
+            column.overflow = "ignore"
+            column.max_width = None
+        with plain.capture() as captured:
+            plain.print(table)
+        for line in captured.get().splitlines():
+            out.write(line.rstrip() + "\n")
+        out.flush()
 
 
 def _wib(text: str) -> str:

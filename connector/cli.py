@@ -22,7 +22,7 @@ from connector.sla_cli import sla_group
 from connector.state import state_path_problems
 from connector.state_cli import state_group
 from connector.sync_cli import COMMANDS
-from connector.tables import show
+from connector.tables import emit, show
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,14 +137,19 @@ MASTERS = ("categories", "institutions", "templates", "statuses", "classificatio
 
 
 @cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+    show_default=True, help="table for people, json or csv for tools.",
+)  # fmt: skip
 @config_option
 @click.argument("kind", type=click.Choice(MASTERS))
-def masters(config_path: Path, kind: str) -> None:
+def masters(config_path: Path, kind: str, fmt: str) -> None:
     """Show LAPOR! master data (what the mappings refer to).
 
     \b
     Example:
       lapor-connector masters categories
+      lapor-connector masters institutions --format csv > institutions.csv
     """
     from connector.lapor.client import LaporClient
     from connector.tables import records_table
@@ -157,6 +162,9 @@ def masters(config_path: Path, kind: str) -> None:
         return
     columns = list(type(records[0]).model_fields)
     rows = [[getattr(getattr(r, c), "value", getattr(r, c)) for c in columns] for r in records]
+    if fmt != "table":
+        emit([dict(zip(columns, row, strict=True)) for row in rows], columns, fmt)
+        return
     show(records_table(f"LAPOR! {kind}", columns, rows))
 
 

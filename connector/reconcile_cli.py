@@ -13,7 +13,7 @@ from connector.clock import SystemClock
 from connector.reconcile import Comparison, Finding, reconcile_all
 from connector.reconcile_fix import Repair, repair_all
 from connector.sync import open_sync
-from connector.tables import show
+from connector.tables import emit, show
 
 
 @click.command("reconcile")
@@ -22,10 +22,10 @@ from connector.tables import show
 @click.option(
     "--format",
     "output",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
-    help="json: one array of {kind, lapor_id, agency_id, detail, fix}.",
+    help="json: one array of {kind, lapor_id, agency_id, detail, fix}; csv: those columns.",
 )
 @click.option("--operator", help="Your name, recorded in the audit log as who repaired it.")
 def reconcile_command(config_path: Path, fix: bool, output: str, operator: str | None) -> None:
@@ -50,9 +50,15 @@ def reconcile_command(config_path: Path, fix: bool, output: str, operator: str |
         repairs: list[Repair] = repair_all(sync, findings) if fix else []
     if output == "json":
         click.echo(json.dumps([f.as_json() for f in findings], ensure_ascii=False, indent=2))
+    elif output == "csv":
+        emit(
+            [f.as_json() for f in findings],
+            ["kind", "lapor_id", "agency_id", "detail", "fix"],
+            "csv",
+        )
     else:
         _table(findings, repairs)
-    _summary(comparison, repairs, fix, to_stderr=output == "json")
+    _summary(comparison, repairs, fix, to_stderr=output != "table")
 
 
 def _table(findings: list[Finding], repairs: list[Repair]) -> None:

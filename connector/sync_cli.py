@@ -29,7 +29,7 @@ from connector.mappings import check_mappings, load_mappings
 from connector.outbox import Outbox
 from connector.state import QuarantineEntry, StateStore
 from connector.sync import Sync, open_sync
-from connector.tables import show
+from connector.tables import emit, show
 from connector.writer import writer_lock
 
 
@@ -222,7 +222,11 @@ def _print(report: object) -> None:
 
 @click.command("status")
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (for monitoring).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for monitoring): --format json.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+    show_default=True, help="table for people, json or csv for tools.",
+)  # fmt: skip
 @click.option(
     "--check",
     is_flag=True,
@@ -238,8 +242,9 @@ def _print(report: object) -> None:
     help="A flow whose last run is older than this many of its intervals is unhealthy.",
 )  # fmt: skip
 def status_command(
-    config_path: Path, as_json: bool, check: bool, max_quarantined: int, stale_intervals: int
-) -> None:
+    config_path: Path, as_json: bool, fmt: str, check: bool, max_quarantined: int,
+    stale_intervals: int,
+) -> None:  # fmt: skip
     """Show each flow's last run, watermark, pending, quarantined and dead writes, and whether
     all is healthy.
 
@@ -247,6 +252,7 @@ def status_command(
     Example:
       lapor-connector status
       lapor-connector status --json | jq .healthy
+      lapor-connector status --format csv          # one line per flow
       lapor-connector status --check || alert "lapor-connector needs attention"
     """
     settings = load_configured(config_path)
@@ -260,8 +266,22 @@ def status_command(
         report = flow_status(store)
         problems = health_problems(store, report, settings, max_quarantined, stale_intervals)
     report["healthy"], report["problems"] = not problems, problems
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(report, indent=2))
+        if check and problems:
+            click.get_current_context().exit(6)
+        return
+    if fmt == "csv":
+        columns = [
+            "flow",
+            "last_run",
+            "watermark",
+            "pending",
+            "quarantined",
+            "dead",
+            "oldest_unsynced",
+        ]
+        emit([{"flow": name, **row} for name, row in report["flows"].items()], columns, "csv")
         if check and problems:
             click.get_current_context().exit(6)
         return
@@ -373,16 +393,32 @@ def quarantine_group() -> None:
 
 @quarantine_group.command("list")
 @config_option
-def quarantine_list(config_path: Path) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+    show_default=True, help="table for people, json or csv for tools.",
+)  # fmt: skip
+def quarantine_list(config_path: Path, fmt: str) -> None:
     """List quarantined records (with why) and dead writes.
 
     \b
     Example:
       lapor-connector quarantine list
+      lapor-connector quarantine list --format json | jq '.[] | select(.kind == "record")'
     """
     settings = load_configured(config_path)
     with StateStore(settings.state.path, SystemClock()) as store:
         entries, dead = store.quarantined(), list(Outbox(store).items("dead"))
+    if fmt != "table":
+        rows = [{"kind": "record", "id": e.id, "flow": e.source, "record": e.record_id,
+                 "problems": "; ".join(e.problems), "times_seen": e.times_seen,
+                 "last_seen": e.last_seen.isoformat()} for e in entries]  # fmt: skip
+        rows += [{"kind": "dead_write", "id": i.id, "flow": i.flow, "operation": i.operation,
+                  "record": i.subject, "attempts": i.attempts, "problems": i.last_error or ""}
+                 for i in dead]  # fmt: skip
+        columns = ["kind", "id", "flow", "record", "operation", "problems", "times_seen",
+                   "attempts", "last_seen"]  # fmt: skip
+        emit(rows, columns, fmt)
+        return
     records = Table(title=f"Quarantined records ({len(entries)})", title_justify="left")
     for column in ("id", "flow", "record", "problems", "seen", "last seen (UTC)"):
         records.add_column(column)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -44,6 +46,18 @@ def show(*tables: Table, file: IO[str] | None = None, markup: bool = True) -> No
         for line in captured.get().splitlines():
             out.write(line.rstrip() + "\n")
         out.flush()
+
+
+def emit(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
+    """Rows for tools: ``json`` one array of objects, ``csv`` a header and one line per row."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    writer = csv.DictWriter(
+        sys.stdout, fieldnames=columns, lineterminator="\n", extrasaction="ignore"
+    )
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
 
 
 def _wib(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.table import Table
 
@@ -41,3 +42,55 @@ def test_on_a_terminal_they_are_drawn() -> None:
     out = Terminal()
     show(table(), file=out)
     assert any(ch in out.getvalue() for ch in "│┃━─")
+
+
+def test_every_listing_command_offers_table_json_and_csv() -> None:
+    """Every command that lists things takes --format table|json|csv (status, quarantine list,
+    log, log timeline, sla, sla summary, reconcile, masters)."""
+    import click
+
+    from connector.cli import cli
+
+    def command(path: str) -> click.Command:
+        found: click.Command = cli
+        for name in path.split():
+            assert isinstance(found, click.Group)
+            found = found.commands[name]
+        return found
+
+    for path in ("status", "quarantine list", "sla", "reconcile", "masters", "log timeline"):
+        [option] = [p for p in command(path).params if "--format" in getattr(p, "opts", [])]
+        assert isinstance(option.type, click.Choice)
+        assert {"table", "json", "csv"} <= set(option.type.choices), path
+
+
+def test_status_and_quarantine_for_tools(tmp_path: Path) -> None:
+    import csv as csv_module
+    import json
+
+    from click.testing import CliRunner
+
+    from connector import models as m
+    from connector.cli import cli
+    from connector.clock import FakeClock
+    from connector.errors import FieldProblem
+    from connector.state import StateStore
+    from tests.test_cli import ENV, write_config
+
+    config = write_config(tmp_path, "https://lapor.example.go.id/lapor/3.0.0")
+    with StateStore(tmp_path / "state.sqlite", FakeClock()) as store, store.transaction():
+        store.quarantine(m.InvalidRecord(source="inbound", record_id="5010601",
+                                         problems=(FieldProblem("updated_at", "no UTC offset"),), raw={}))  # fmt: skip
+    runner = CliRunner()
+    listed = runner.invoke(
+        cli, ["quarantine", "list", "--config", str(config), "--format", "json"], env=ENV
+    )
+    assert listed.exit_code == 0, listed.output
+    [record] = json.loads(listed.output)
+    assert (record["kind"], record["record"], record["flow"]) == ("record", "5010601", "inbound")
+    assert "updated_at" in record["problems"]
+    status = runner.invoke(cli, ["status", "--config", str(config), "--format", "csv"], env=ENV)
+    assert status.exit_code == 0, status.output
+    rows = list(csv_module.DictReader(status.output.splitlines()))
+    assert {r["flow"] for r in rows} >= {"inbound"}
+    assert {"last_run", "watermark", "quarantined"} <= set(rows[0])

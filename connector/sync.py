@@ -37,6 +37,7 @@ from connector.mappings import Mappings, load_mappings
 from connector.master_data import AGENCY_CATEGORIES, LAPOR_CATEGORIES, MasterData
 from connector.outbox import Outbox, OutboxItem, Outcome, Target
 from connector.privacy import redacted_problems
+from connector.progress import Progress
 from connector.state import StateStore
 from connector.writer import writer_lock
 
@@ -75,6 +76,8 @@ class Sync:
     #: LAPOR! requests one inbound run may make (``sync.requests_per_run``; None: no limit):
     #: the rest waits for the next run, the most urgent first.
     requests_per_run: int | None = None
+    #: Where long work reports how far it is (``connector.progress``; None: nobody asks).
+    progress: Progress | None = None
     #: Whether ``push_sla_state`` sends anything (``agency.push_sla_state``); once the agency
     #: refused the field in this run, ``sla_state_refused`` stops the rest of the run's pushes.
     sla_push_enabled: bool = False

@@ -27,6 +27,7 @@ from connector.flows.inbound import (
 from connector.flows.intake_out import IntakeReport, resync_agency_complaint
 from connector.mappings import check_mappings, load_mappings
 from connector.outbox import Outbox
+from connector.progress import Progress
 from connector.state import QuarantineEntry, StateStore
 from connector.sync import Sync, open_sync
 from connector.tables import emit, show
@@ -64,7 +65,10 @@ def sync_command(
       lapor-connector sync --flow inbound
     """
     settings = load_configured(config_path)
-    with open_sync(settings, SystemClock(), actor=_actor(operator), dry_run=dry_run) as sync:
+    with (
+        open_sync(settings, SystemClock(), actor=_actor(operator), dry_run=dry_run) as sync,
+        Progress("LAPOR! complaints synced", sync.clock) as sync.progress,
+    ):
         run = RunLedger(sync)
         for name in flow or FLOWS:
             run.report(name, run_flow(sync, name))
@@ -109,7 +113,10 @@ def resync_command(config_path: Path, tracking_id: str | None, lapor_id: int | N
             "say what to resync: --tracking-id, --complaint, --since/--until or --failed"
         )
     settings = load_configured(config_path)
-    with open_sync(settings, SystemClock(), actor=_actor(operator)) as sync:
+    with (
+        open_sync(settings, SystemClock(), actor=_actor(operator)) as sync,
+        Progress("LAPOR! complaints resynced", sync.clock) as sync.progress,
+    ):
         if tracking_id:
             link = sync.links.by_tracking_id(tracking_id)
             if link is None or link.lapor_id is None:

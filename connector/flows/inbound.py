@@ -83,6 +83,7 @@ def run_inbound(
         start = BEGINNING
         log.info("sla_backfill_started")
     budget = _Budget(sync)
+    handled = 0
     listing = sync.lapor.inbox(start)
     for page in listing.pages():
         report.quarantined += sync.quarantine_page(FLOW, page.invalid, "LAPOR! record")
@@ -95,8 +96,12 @@ def run_inbound(
             size = budget.batch(sync.batch_size)
             if size == 0:
                 break
-            sync_page(sync, due[done : done + size], report, force=force)
-            done += size
+            batch = due[done : done + size]
+            sync_page(sync, batch, report, force=force)
+            done += len(batch)
+            if sync.progress is not None:
+                handled += len(batch)
+                sync.progress.update(handled, listing.total)
         if done < len(due):
             # The run's request budget is spent: the rest of the page waits for the next run
             # (the cursor stays before it, so the page is listed again and what was done is

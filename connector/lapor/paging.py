@@ -94,6 +94,8 @@ class Listing(Generic[T]):
         self.stats = ListingStats()
         #: The service's time at the last page fetched: the next safe ``updated_since``.
         self.server_time: datetime | None = None
+        #: How many records the first page said the listing holds (None: not said).
+        self.total: int | None = None
 
     def __iter__(self) -> Iterator[T | InvalidRecord]:
         for page in self.pages():
@@ -166,6 +168,8 @@ class Listing(Generic[T]):
         page = wire.page(body, self._path, number)
         if page.server_time is not None:
             self.server_time = page.server_time
+        if self.total is None and page.total is not None:
+            self.total = page.total  # what the first page says is left: a progress estimate
         return page
 
     def _read(

@@ -348,6 +348,8 @@ def health_problems(
     for name, row in report["flows"].items():
         if row["dead"]:
             problems.append(f"{name}: {row['dead']} dead write(s)")
+        if name not in intervals:
+            continue  # not a scheduled flow (SLA pushes, reconcile repairs): its writes count
         if row["last_run"] is None:
             problems.append(f"{name}: has never run")
             continue
@@ -365,7 +367,13 @@ def flow_status(store: StateStore) -> dict[str, Any]:
     """Per flow: last run, watermark, pending, quarantined, dead, oldest unsynced write."""
     flows: dict[str, Any] = {}
     runs = store.flow_runs()
-    for name in FLOWS:
+    others = {
+        row[0]
+        for table, column in (("outbox", "flow"), ("quarantine", "source"))
+        for row in store.db.execute(f"SELECT DISTINCT {column} FROM {table}")  # noqa: S608 (our names)
+    }
+    # the three flows always; the SLA pushes, the reconcile repairs, ... once they have any
+    for name in [*FLOWS, *sorted(others - set(FLOWS))]:
         cursor = store.db.execute(
             "SELECT watermark, updated_at FROM cursors WHERE flow = ?", [name]
         ).fetchone()

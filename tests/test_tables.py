@@ -94,3 +94,31 @@ def test_status_and_quarantine_for_tools(tmp_path: Path) -> None:
     rows = list(csv_module.DictReader(status.output.splitlines()))
     assert {r["flow"] for r in rows} >= {"inbound"}
     assert {"last_run", "watermark", "quarantined"} <= set(rows[0])
+
+
+def test_status_counts_the_writes_of_every_flow(tmp_path: Path) -> None:
+    """A dead SLA push is a dead write like any other: status lists its flow and is unhealthy."""
+    import json
+
+    from click.testing import CliRunner
+
+    from connector.cli import cli
+    from connector.clock import FakeClock
+    from connector.state import StateStore
+    from tests.test_cli import ENV, write_config
+
+    config = write_config(tmp_path, "https://lapor.example.go.id/lapor/3.0.0")
+    with StateStore(tmp_path / "state.sqlite", FakeClock()) as store:
+        from connector.outbox import Outbox
+
+        outbox = Outbox(store)
+        with store.transaction():
+            outbox.enqueue(key="agency.sla:A-1:verify:overdue:2026-12-01", flow="sla", target="agency",
+                           operation="agency_update_complaint", subject="A-1",
+                           payload={"agency_id": "A-1", "patch": {}}, lookup={})  # fmt: skip
+            store.db.execute("UPDATE outbox SET state = 'dead'")
+    result = CliRunner().invoke(cli, ["status", "--config", str(config), "--json"], env=ENV)
+    report = json.loads(result.output)
+    assert report["flows"]["sla"]["dead"] == 1
+    assert "sla: 1 dead write(s)" in report["problems"]
+    assert not any(p.startswith("sla: has never run") for p in report["problems"])

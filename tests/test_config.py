@@ -157,7 +157,8 @@ def test_credential_without_a_credentials_directory_says_how_to_start() -> None:
     found = problems(valid(api_key="${credential:lapor_api_key}"))
     assert len(found) == 1
     assert found[0].startswith("lapor.api_key: credential lapor_api_key: $CREDENTIALS_DIRECTORY")
-    assert "LoadCredential=" in found[0] and "${file:/path/to/secret}" in found[0]
+    assert "LoadCredential=" in found[0]
+    assert "${file:/path/to/secret}" in found[0]
     outside = problems(valid(api_key="${file:${CREDENTIALS_DIRECTORY}/lapor_api_key}"))
     assert outside[0].startswith("lapor.api_key: $CREDENTIALS_DIRECTORY is not set")
 

@@ -380,6 +380,23 @@ def load_audit_settings(path: str | Path, env: Mapping[str, str] | None = None) 
     return view
 
 
+def load_state_settings(path: str | Path, env: Mapping[str, str] | None = None) -> StateSettings:
+    """Read only the ``state`` section: no secret is resolved, so ``state backup`` runs from a
+    shell where the service's credentials are not available."""
+    source = Path(path)
+    raw = _read_yaml(source)
+    section = raw.get("state", {}) if isinstance(raw, dict) else None
+    problems: list[str] = []
+    resolved = _resolve(section, ("state",), os.environ if env is None else env, problems)
+    try:
+        state = StateSettings.model_validate(resolved)
+    except ValidationError as error:
+        problems += [f"state.{problem}" for problem in _described(error)]
+    if problems:
+        raise ConfigError(problems, str(source))
+    return state
+
+
 def _read_yaml(source: Path) -> Any:
     try:
         return yaml.safe_load(source.read_text(encoding="utf-8"))

@@ -15,7 +15,8 @@ from connector.clock import SystemClock
 from connector.state import StateStore
 from connector.writer import writer_lock
 from simulators.agency import AgencyControl, AgencySystem
-from simulators.lapor import LaporSimulator
+from simulators.lapor import LaporSimulator, SimControl
+from tests.test_state_recovery import twice
 from tests.test_sync_cli import CLI_ENV, agency_system, config, run
 
 FIXTURES = (agency_system, config)
@@ -130,3 +131,27 @@ def test_the_backup_reads_the_state_section_without_credentials(
             "LAPOR_API_KEY": None, "LAPOR_TOKEN": None, "AGENCY_TOKEN": None}
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+
+
+def test_an_older_backup_restored_files_nothing_twice(
+    config: Path, tmp_path: Path, sim: LaporSimulator, control: SimControl,
+    agency_system: AgencySystem,
+) -> None:  # fmt: skip
+    """A complaint synced after the backup was taken is not filed again once it is restored:
+    the next sync finds it on the agency side, and nothing exists twice anywhere."""
+    assert run(config, "sync").exit_code == 0
+    state = tmp_path / "state.sqlite"
+    copy = tmp_path / "before.sqlite"
+    assert backup("--state", str(state), str(copy))[0] == 0
+    fresh = control.submit(title="Jalan rusak", content="Jalan berlubang di depan pasar.")
+    control.dispose(fresh, 145)
+    assert run(config, "sync").exit_code == 0
+    assert twice(sim, agency_system) == {}
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    shutil.copy2(copy, state)
+    again = run(config, "sync")
+    assert again.exit_code == 0, again.output
+    assert twice(sim, agency_system) == {}
+    linked = [c for c in AgencyControl(agency_system.root_url).complaints() if c["lapor"]]
+    assert [c["lapor"]["id"] for c in linked].count(fresh) == 1

@@ -155,3 +155,26 @@ def test_an_older_backup_restored_files_nothing_twice(
     assert twice(sim, agency_system) == {}
     linked = [c for c in AgencyControl(agency_system.root_url).complaints() if c["lapor"]]
     assert [c["lapor"]["id"] for c in linked].count(fresh) == 1
+
+
+def test_a_file_appearing_at_dest_during_the_copy_is_not_overwritten(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEST made by someone else while the snapshot is copied is kept; the copy is dropped."""
+    import connector.backup
+
+    assert run(config, "sync").exit_code == 0
+    copy = tmp_path / "copy.sqlite"
+    real_copy = connector.backup._copy
+
+    def copy_then_race(source: Path, target: Path) -> int:
+        version = real_copy(source, target)
+        copy.write_bytes(b"another operator's backup")
+        return version
+
+    monkeypatch.setattr(connector.backup, "_copy", copy_then_race)
+    code, output = backup("--state", str(tmp_path / "state.sqlite"), str(copy))
+    assert code == 3
+    assert "exists; choose a new file name" in output
+    assert copy.read_bytes() == b"another operator's backup"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".copy.sqlite")]

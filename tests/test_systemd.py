@@ -227,3 +227,29 @@ def test_outside_systemd_nothing_is_sent(tmp_path: Path) -> None:
 def test_a_vanished_socket_does_not_stop_the_daemon(tmp_path: Path) -> None:
     """If systemd's socket is gone the notification is dropped, not raised."""
     Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")}).watchdog()
+
+
+def test_watchdog_pings_are_not_counted_and_a_deaf_systemd_never_hangs_the_daemon(
+    config: Path, notify: NotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog job pings while the flows run (not counted as runs); when nobody reads the
+    socket and its queue is full, a notification is dropped and the daemon still stops."""
+    import threading
+
+    import connector.systemd
+    from connector.config import load_settings
+    from connector.daemon import Daemon
+
+    for key, value in CLI_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(connector.systemd, "SEND_TIMEOUT", 0.05)
+    notifier = Notifier({"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "20000"})
+    daemon = Daemon(load_settings(config), notifier=notifier)
+    serving = threading.Thread(target=daemon.serve, kwargs={"max_runs": 3})
+    serving.start()
+    serving.join(timeout=60)
+    assert not serving.is_alive(), "the daemon hung on a full notification socket"
+    assert daemon.runs == 3
+    notify.drain()
+    assert notify.count("WATCHDOG=1") >= 1
+    assert notify.count("READY=1") == 1

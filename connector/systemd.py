@@ -17,6 +17,9 @@ from connector.logs import get_logger
 
 log = get_logger("systemd")
 
+#: Seconds a notification may wait for room in systemd's queue before it is dropped.
+SEND_TIMEOUT = 2.0
+
 
 class Notifier:
     """Sends state changes to systemd's notification socket; a no-op when there is none."""
@@ -61,6 +64,9 @@ class Notifier:
         message = "\n".join(line.replace("\n", " ") for line in lines).encode("utf-8")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # A receiver that stopped reading fills its queue; waiting for it for ever would
+                # hang the scheduler's thread and the daemon's shutdown with it.
+                sock.settimeout(SEND_TIMEOUT)
                 sock.connect(self.address)
                 sock.sendall(message)
         except OSError as error:

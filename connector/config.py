@@ -1,8 +1,11 @@
 """Configuration: read ``config.yaml`` once at start-up, validate it, report every problem.
 
 Secrets never live in the file. A secret field holds a reference that is resolved here:
-``${LAPOR_API_KEY}`` (an environment variable) or ``${file:/run/secrets/lapor_token}`` (a file's
-content). Any other string may use the same references; ``${NAME:-default}`` gives a default.
+``${LAPOR_API_KEY}`` (an environment variable), ``${file:/run/secrets/lapor_token}`` (a file's
+content) or ``${credential:lapor_token}`` (a systemd credential: the file of that name in
+``$CREDENTIALS_DIRECTORY``, which ``LoadCredential=`` fills; ``${CREDENTIALS_DIRECTORY}`` may also
+be written inside ``${file:...}``). Any other string may use the same references;
+``${NAME:-default}`` gives a default.
 """
 
 from __future__ import annotations
@@ -361,7 +364,11 @@ SECRET_FIELDS = (
     ("audit", "key"),
 )
 
-_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+#: ``${...}``, holding at most one nested ``${...}`` (``${file:${CREDENTIALS_DIRECTORY}/key}``).
+_REFERENCE = re.compile(r"\$\{((?:\$\{[^{}]*\}|[^{}])*)\}")
+_CREDENTIALS_DIRECTORY = re.compile(r"\$\{CREDENTIALS_DIRECTORY\}|\$CREDENTIALS_DIRECTORY\b")
+#: A systemd credential's name: a file name, no path.
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
 _FIX_BY_TYPE = {
     "missing": "required; add it",
     "extra_forbidden": "unknown key; remove it or check its spelling",
@@ -409,6 +416,23 @@ def load_audit_settings(path: str | Path, env: Mapping[str, str] | None = None) 
     if problems:
         raise ConfigError(problems, str(source))
     return view
+
+
+def load_state_settings(path: str | Path, env: Mapping[str, str] | None = None) -> StateSettings:
+    """Read only the ``state`` section: no secret is resolved, so ``state backup`` runs from a
+    shell where the service's credentials are not available."""
+    source = Path(path)
+    raw = _read_yaml(source)
+    section = raw.get("state", {}) if isinstance(raw, dict) else None
+    problems: list[str] = []
+    resolved = _resolve(section, ("state",), os.environ if env is None else env, problems)
+    try:
+        state = StateSettings.model_validate(resolved)
+    except ValidationError as error:
+        problems += [f"state.{problem}" for problem in _described(error)]
+    if problems:
+        raise ConfigError(problems, str(source))
+    return state
 
 
 def _read_yaml(source: Path) -> Any:
@@ -475,10 +499,22 @@ def _resolve(
     if not isinstance(value, str) or "${" not in value:
         return value
 
+    field = ".".join(where)
+
     def substitute(match: re.Match[str]) -> str:
         reference = match.group(1)
+        if reference.startswith("credential:"):
+            return _credential(reference.removeprefix("credential:"), field, env, problems)
         if reference.startswith("file:"):
-            file_path = Path(reference[5:]).expanduser()
+            written = reference.removeprefix("file:")
+            if _CREDENTIALS_DIRECTORY.search(written):
+                if not env.get("CREDENTIALS_DIRECTORY"):
+                    problems.append(f"{field}: {_NO_CREDENTIALS_DIRECTORY}")
+                    return ""
+                written = _CREDENTIALS_DIRECTORY.sub(
+                    lambda _: env["CREDENTIALS_DIRECTORY"], written
+                )
+            file_path = Path(written).expanduser()
             try:
                 return file_path.read_text(encoding="utf-8").strip()
             except OSError:
@@ -498,3 +534,46 @@ def _resolve(
         return ""
 
     return _REFERENCE.sub(substitute, value)
+
+
+_NO_CREDENTIALS_DIRECTORY = (
+    "$CREDENTIALS_DIRECTORY is not set (systemd sets it when the unit has LoadCredential=); "
+    "start the connector with its unit (deploy/lapor-connector.service), or outside systemd "
+    "write ${file:/path/to/secret} instead"
+)
+
+
+def _credential(name: str, field: str, env: Mapping[str, str], problems: list[str]) -> str:
+    """The content of systemd credential ``name`` (never logged); a problem names the fix."""
+    if not _CREDENTIAL_NAME.fullmatch(name):
+        problems.append(
+            f"{field}: {name!r} is not a credential name; write the name given to "
+            "LoadCredential= (letters, digits, _ . - @; no path), e.g. ${credential:lapor_api_key}"
+        )
+        return ""
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        problems.append(f"{field}: credential {name}: {_NO_CREDENTIALS_DIRECTORY}")
+        return ""
+    path = Path(directory) / name
+    try:
+        content = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        problems.append(
+            f"{field}: credential {name} is not in {directory}; add "
+            f"LoadCredential={name}:/etc/lapor-connector/credentials/{name} to the unit "
+            "(or check the name's spelling)"
+        )
+        return ""
+    except (OSError, UnicodeDecodeError):
+        problems.append(
+            f"{field}: cannot read credential {name} in {directory}; check the source file "
+            "given to LoadCredential= and its permissions (text, UTF-8)"
+        )
+        return ""
+    if not content:
+        problems.append(
+            f"{field}: credential {name} is empty; put the secret in the file given to "
+            f"LoadCredential={name}:..."
+        )
+    return content

@@ -33,6 +33,7 @@ from connector.reconcile_sweep import run_sweep
 from connector.retention import prune_configured
 from connector.state import StateStore
 from connector.sync import open_sync
+from connector.systemd import Notifier
 from connector.writer import writer_lock
 
 log = get_logger("daemon")
@@ -42,14 +43,23 @@ PRUNE_SECONDS = 86_400.0
 _FIRST_PRUNE_SECONDS = 3_600.0
 #: Jobs whose first run waits one interval (the sweep does not compete with the first sync).
 _FIRST_RUN_LATER = frozenset({"reconcile"})
+#: The scheduler job that pings systemd's watchdog (not counted as a run).
+_WATCHDOG_JOB = "systemd.watchdog"
 
 
 class Daemon:
     """Schedules the sync jobs and owns the resources they share."""
 
-    def __init__(self, settings: Settings, *, clock: SystemClock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: SystemClock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.notifier = notifier or Notifier()
         self._stopped = threading.Event()
         self._one_at_a_time = threading.Lock()
         self.fatal: errors.FatalError | StateLost | None = None
@@ -185,6 +195,8 @@ class Daemon:
                 self.monitor.alive = self.alive
 
             def finished(event: JobExecutionEvent) -> None:
+                if event.job_id == _WATCHDOG_JOB:
+                    return
                 self.runs += 1
                 error = event.exception
                 if isinstance(error, errors.Stopping):
@@ -217,15 +229,22 @@ class Daemon:
                     id=name,
                     next_run_time=self.clock.now() + later,
                 )
+            if (every := self.notifier.watchdog_interval) is not None:
+                # A job of the scheduler itself: the pings stop when the scheduler does.
+                scheduler.add_job(self.notifier.watchdog, "interval", seconds=every,
+                                  id=_WATCHDOG_JOB, next_run_time=self.clock.now())  # fmt: skip
             self.report_mapping_gaps()
             previous = _install_signal_handlers(self.stop)
             log.info(
                 "daemon_started", jobs=sorted(self.jobs()), state=str(self.settings.state.path)
             )
             scheduler.start()
+            # Configuration, mappings and state were checked, the first jobs are scheduled.
+            self.notifier.ready(f"running {len(self.jobs())} jobs")
             try:
                 self._stopped.wait()
             finally:
+                self.notifier.stopping("stopping after the job in flight")
                 scheduler.shutdown(wait=True)
                 _restore_signal_handlers(previous)
                 log.info("daemon_stopped", runs=self.runs)

@@ -353,6 +353,9 @@ class StateStore:
             #: ride along with it, such as the request pacer's last minute: no extra fsync).
             self.before_commit: list[Callable[[], None]] = []
             self._migrate()
+        except ConfigError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as error:
             conn.close()
             if isinstance(
@@ -394,9 +397,13 @@ class StateStore:
     def _migrate(self) -> None:
         version = self.schema_version
         if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"{self.path} has schema version {version}, newer than this connector knows "
-                f"({len(MIGRATIONS)}); upgrade the connector"
+            # A downgrade: exit 3 (configuration), which the systemd unit does not restart.
+            raise ConfigError(
+                [
+                    f"state.path: {self.path} has schema version {version}, newer than this "
+                    f"connector knows ({len(MIGRATIONS)}); install the newer connector again, or "
+                    "restore the backup taken before the upgrade (docs/deploy.md)"
+                ]
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():

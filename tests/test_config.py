@@ -112,3 +112,82 @@ def test_file_errors_are_config_errors(tmp_path: Path) -> None:
     broken.write_text("lapor: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: not valid YAML \(line 2\)"):
         load_settings(broken)
+
+
+# --- systemd credentials (LoadCredential=) -------------------------------------------------
+
+
+@pytest.fixture
+def credentials(tmp_path: Path) -> dict[str, str]:
+    """A $CREDENTIALS_DIRECTORY as systemd fills it, and an environment pointing at it."""
+    directory = tmp_path / "credentials"
+    directory.mkdir()
+    (directory / "lapor_api_key").write_text("k-from-credential\n")
+    (directory / "lapor_token").write_text("{11111111-2222-3333-4444-555555555555}")
+    return {**ENV, "CREDENTIALS_DIRECTORY": str(directory)}
+
+
+def test_credential_reference_reads_the_credentials_directory(credentials: dict[str, str]) -> None:
+    """${credential:NAME} reads $CREDENTIALS_DIRECTORY/NAME; the value never shows in a repr."""
+    raw = valid(api_key="${credential:lapor_api_key}", token="${credential:lapor_token}")
+    settings = settings_from_mapping(raw, env=credentials)
+    assert settings.lapor.api_key.get_secret_value() == "k-from-credential"
+    assert settings.lapor.token.get_secret_value() == "{11111111-2222-3333-4444-555555555555}"
+    assert "k-from-credential" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "${file:${CREDENTIALS_DIRECTORY}/lapor_api_key}",
+        "${file:$CREDENTIALS_DIRECTORY/lapor_api_key}",
+    ],
+    ids=["braced", "bare"],
+)
+def test_file_reference_expands_the_credentials_directory(
+    credentials: dict[str, str], reference: str
+) -> None:
+    """${file:...} expands ${CREDENTIALS_DIRECTORY} and $CREDENTIALS_DIRECTORY in its path."""
+    settings = settings_from_mapping(valid(api_key=reference), env=credentials)
+    assert settings.lapor.api_key.get_secret_value() == "k-from-credential"
+
+
+def test_credential_without_a_credentials_directory_says_how_to_start() -> None:
+    """Outside systemd a credential reference names the field, the credential and the fix."""
+    found = problems(valid(api_key="${credential:lapor_api_key}"))
+    assert len(found) == 1
+    assert found[0].startswith("lapor.api_key: credential lapor_api_key: $CREDENTIALS_DIRECTORY")
+    assert "LoadCredential=" in found[0]
+    assert "${file:/path/to/secret}" in found[0]
+    outside = problems(valid(api_key="${file:${CREDENTIALS_DIRECTORY}/lapor_api_key}"))
+    assert outside[0].startswith("lapor.api_key: $CREDENTIALS_DIRECTORY is not set")
+
+
+def test_missing_empty_and_unreadable_credentials_are_reported_each_with_its_fix(
+    credentials: dict[str, str], tmp_path: Path
+) -> None:
+    """A missing, empty or unreadable credential is one problem each, naming it; no value shows."""
+    directory = Path(credentials["CREDENTIALS_DIRECTORY"])
+    (directory / "lapor_token").write_text("  \n")
+    (directory / "agency_token").mkdir()  # a directory where a file should be: unreadable
+    raw = {
+        **valid(api_key="${credential:lapor_key}", token="${credential:lapor_token}"),
+        "agency": {"base_url": "https://agency.example", "token": "${credential:agency_token}"},
+    }
+    found = problems(raw, credentials)
+    assert found[:3] == [
+        f"lapor.api_key: credential lapor_key is not in {directory}; add "
+        "LoadCredential=lapor_key:/etc/lapor-connector/credentials/lapor_key to the unit "
+        "(or check the name's spelling)",
+        "lapor.token: credential lapor_token is empty; put the secret in the file given to "
+        "LoadCredential=lapor_token:...",
+        f"agency.token: cannot read credential agency_token in {directory}; check the source "
+        "file given to LoadCredential= and its permissions (text, UTF-8)",
+    ]
+    assert not any("k-from-credential" in problem for problem in found)
+
+
+def test_a_credential_name_is_not_a_path(credentials: dict[str, str]) -> None:
+    """${credential:../x} is refused: a credential is a name, not a way out of the directory."""
+    found = problems(valid(api_key="${credential:../lapor_api_key}"), credentials)
+    assert found[0].startswith("lapor.api_key: '../lapor_api_key' is not a credential name")

@@ -21,6 +21,7 @@ def test_the_bundle_holds_the_defaults() -> None:
     assert (bundled("mappings") / "schema.json").is_file()
     assert bundled("config.yaml").is_file()
     assert bundled("config.schema.json").is_file()
+    assert (bundled("deploy") / "lapor-connector.service").is_file()
 
 
 def test_init_writes_a_deployment_that_config_check_accepts(tmp_path: Path) -> None:
@@ -35,6 +36,8 @@ def test_init_writes_a_deployment_that_config_check_accepts(tmp_path: Path) -> N
         bundled("mappings") / "calendar.yaml"
     ).read_text()
     assert (target / "config.schema.json").is_file()
+    assert "Type=notify" in (target / "deploy" / "lapor-connector.service").read_text()
+    assert (target / "deploy" / "lapor-connector@.service").is_file()
     env = {**ENV, "LAPOR_INSTITUTION_ID": "145"}
     checked = runner.invoke(
         cli, ["config", "check", "--config", str(target / "config.yaml")], env=env

@@ -36,6 +36,24 @@ def test_reopening_does_not_migrate_again(tmp_path: Path, clock: FakeClock) -> N
         assert again.count_complaints() == 1
 
 
+def test_a_state_from_a_newer_connector_is_a_configuration_error(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """After a downgrade the state is refused as a configuration error (exit 3, no restart
+    loop under systemd), naming the versions and the fix; nothing is changed."""
+    import sqlite3
+
+    from connector.errors import ConfigError
+
+    path = tmp_path / "state.sqlite"
+    StateStore(path, clock).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(ConfigError, match=rf"schema version {len(MIGRATIONS) + 1}, newer than"):
+        StateStore(path, clock)
+
+
 def test_save_says_new_changed_unchanged(store: StateStore) -> None:
     """A complaint is new once, changed when its updated_at moves forward, else unchanged."""
     complaint = wire.complaint_summary(SUMMARY)

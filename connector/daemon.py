@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import itertools
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -47,6 +49,38 @@ _FIRST_RUN_LATER = frozenset({"reconcile"})
 _WATCHDOG_JOB = "systemd.watchdog"
 
 
+#: Seconds between the first runs of two jobs (their order within a cycle).
+_STAGGER = 0.25
+
+
+class Turns:
+    """One job at a time; of the jobs waiting, the flows first in their order, then the others,
+    each kind in the order they came (a plain lock wakes waiters in no set order)."""
+
+    def __init__(self, order: list[str]) -> None:
+        self._rank = {name: n for n, name in enumerate(order)}
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting: list[tuple[int, int]] = []
+        self._tickets = itertools.count()
+
+    @contextlib.contextmanager
+    def turn(self, name: str) -> Iterator[None]:
+        ticket = (self._rank.get(name, len(self._rank)), next(self._tickets))
+        with self._cond:
+            heapq.heappush(self._waiting, ticket)
+            while self._busy or self._waiting[0] != ticket:
+                self._cond.wait()
+            heapq.heappop(self._waiting)
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 class Daemon:
     """Schedules the sync jobs and owns the resources they share."""
 
@@ -61,7 +95,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
         self._stopped = threading.Event()
-        self._one_at_a_time = threading.Lock()
+        self._turns = Turns(list(FLOWS))
         self.fatal: errors.FatalError | StateLost | None = None
         self.runs = 0
         #: Health and metrics (docs/monitoring.md), when ``monitoring.listen`` is set.
@@ -93,7 +127,7 @@ class Daemon:
         # The daemon holds the writer lock for its lifetime; each run still checks the state is
         # this installation's (the agency may have been down when the daemon started).
         with (
-            self._one_at_a_time,
+            self._turns.turn(name),
             self._watch(name) as run,
             open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
             self._refreshing(sync.store, sync.mappings.calendar),
@@ -108,7 +142,7 @@ class Daemon:
     def reconcile_slice(self) -> None:
         """One slice of the reconciliation sweep (docs/reconcile.md), between the flows' runs."""
         with (
-            self._one_at_a_time,
+            self._turns.turn("reconcile"),
             self._watch("reconcile") as run,
             open_sync(self.settings, self.clock, writer=False, guard=True) as sync,
             self._refreshing(sync.store),
@@ -122,7 +156,7 @@ class Daemon:
 
     def prune(self) -> None:
         """Remove the contents of complaints closed longer than the retention (docs/privacy.md)."""
-        with self._one_at_a_time:
+        with self._turns.turn("privacy.prune"):
             report = prune_configured(self.settings, self.clock, actor="run (the daemon)")
             log.info("state_pruned", **{k: v for k, v in vars(report).items()})
 
@@ -218,8 +252,10 @@ class Daemon:
                     self.stop()
 
             scheduler.add_listener(finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-            for name, (job, seconds) in self.jobs().items():
-                later = timedelta(seconds=seconds if name in _FIRST_RUN_LATER else 0)
+            for index, (name, (job, seconds)) in enumerate(self.jobs().items()):
+                # The flows' first runs a moment apart, in their order (inbound, intake out,
+                # follow-ups out), so each cycle reads what the one before it wrote.
+                later = timedelta(seconds=seconds if name in _FIRST_RUN_LATER else _STAGGER * index)
                 if name == "privacy.prune":
                     later = timedelta(seconds=_FIRST_PRUNE_SECONDS)
                 scheduler.add_job(

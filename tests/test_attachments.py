@@ -17,6 +17,7 @@ import requests
 
 from connector import models as m
 from connector.adapters import AgencyAdapter
+from connector.cli.sync import _replay
 from connector.clock import FakeClock
 from connector.config import AttachmentSettings
 from connector.flows.followups_out import run_followups_out
@@ -29,7 +30,6 @@ from connector.simulators.lapor import LaporSimulator, SimControl
 from connector.simulators.lapor.seed import FOTO_JPG
 from connector.state import StateStore
 from connector.sync import Sync
-from connector.sync_cli import _replay
 from tests.conftest import INSTITUTION_ID, plain_session
 from tests.test_agency_adapter import AGENCY_TOKEN, adapter_for
 

@@ -233,7 +233,7 @@ def test_a_time_without_an_offset_is_wib_whatever_the_hosts_zone(
     depending on TZ)."""
     import time
 
-    from connector.audit_cli import IsoDateTime
+    from connector.cli.log import IsoDateTime
 
     monkeypatch.setenv("TZ", tz)
     time.tzset()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from connector import errors
-from connector.cli_support import exit_code_for
+from connector.cli.support import exit_code_for
 from connector.config import Timeouts, settings_from_mapping
 
 DEPLOY = Path("deploy")

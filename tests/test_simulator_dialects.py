@@ -328,7 +328,7 @@ def test_constructor_and_cli_know_the_dialects() -> None:
     """LaporSimulator(dialect=...) starts in it; the CLI offers exactly the named dialects."""
     import click
 
-    from connector.cli import simulate_lapor
+    from connector.cli.root import simulate_lapor
 
     with LaporSimulator(complaints=1, dialect="sparse") as sim:
         assert sim.dialect == "sparse"

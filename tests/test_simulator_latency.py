@@ -179,7 +179,7 @@ def test_latency_changes_at_run_time(agency: AgencySystem) -> None:
 @pytest.mark.parametrize("command", ["lapor", "agency"])
 def test_cli_offers_latency_ms(command: str) -> None:
     """simulate lapor and simulate agency take --latency-ms, a float of 0 or more, default 0."""
-    from connector.cli import simulate_agency, simulate_lapor
+    from connector.cli.root import simulate_agency, simulate_lapor
 
     chosen = simulate_lapor if command == "lapor" else simulate_agency
     option = next(p for p in chosen.params if p.name == "latency_ms")

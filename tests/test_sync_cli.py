@@ -390,3 +390,44 @@ def test_status_last_run_is_the_flows_last_run_not_the_cursor_move(
     assert inbound_after["watermark"] == inbound_before["watermark"]
     assert inbound_after["last_run"] > inbound_before["last_run"]
     assert after["healthy"] is True, after["problems"]
+
+
+def test_waiting_jobs_take_their_turn_in_the_flows_order() -> None:
+    """A plain lock wakes waiters in no set order; the daemon's turns give the flows their order
+    (inbound, intake out, follow-ups out), then the other jobs, so a cycle reads what the flow
+    before it wrote."""
+    import threading
+    import time
+
+    from connector.daemon import Turns
+
+    turns = Turns(["inbound", "intake_out", "followups_out"])
+    order: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with turns.turn("reconcile"):
+            holding.set()
+            release.wait(5)
+
+    def job(name: str) -> None:
+        with turns.turn(name):
+            order.append(name)
+
+    first = threading.Thread(target=hold)
+    first.start()
+    holding.wait(5)
+    waiting = [
+        threading.Thread(target=job, args=(n,))
+        for n in ("privacy.prune", "followups_out", "inbound", "intake_out")
+    ]
+    for thread in waiting:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(turns._waiting) < 4 and time.monotonic() < deadline:  # all four queued
+        time.sleep(0.001)
+    release.set()
+    for thread in [first, *waiting]:
+        thread.join(5)
+    assert order == ["inbound", "intake_out", "followups_out", "privacy.prune"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from connector.tables import show
+from connector.cli.tables import show
 
 LONG = "mapping gap: statuses.yaml inbound has no rule for LAPOR! status code 'verifikasi_ulang'; add one"
 

@@ -165,9 +165,9 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
 
 def _sla(console: Console, settings: Settings) -> None:
     """The SLA recap the agency reports, and what is most urgent (``lapor-connector sla``)."""
+    from connector.cli.sla import print_summary
     from connector.mappings import load_mappings
     from connector.sla import open_rows, summary
-    from connector.sla_cli import print_summary
 
     calendar = load_mappings(settings.mappings.path).calendar
     with StateStore(settings.state.path, SystemClock()) as store:

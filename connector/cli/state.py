@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from connector.cli_support import ConnectorGroup, config_option, load_configured
+from connector.cli.support import ConnectorGroup, config_option, load_configured
 from connector.clock import SystemClock
 
 

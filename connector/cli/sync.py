@@ -13,8 +13,9 @@ from rich.progress import track
 from rich.table import Table
 
 from connector import errors
-from connector.audit_cli import IsoDateTime
-from connector.cli_support import ConnectorGroup, config_option, load_configured
+from connector.cli.log import IsoDateTime
+from connector.cli.support import ConnectorGroup, config_option, load_configured
+from connector.cli.tables import emit, show
 from connector.clock import SystemClock
 from connector.flows import FLOWS, run_flow
 from connector.flows.followups_out import resync_agency_followup
@@ -30,7 +31,6 @@ from connector.outbox import Outbox
 from connector.progress import Progress
 from connector.state import QuarantineEntry, StateStore
 from connector.sync import Sync, open_sync
-from connector.tables import emit, show
 from connector.writer import writer_lock
 
 

@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from connector import errors
-from connector.cli_support import ConnectorGroup, config_option, load_configured
+from connector.cli.support import ConnectorGroup, config_option, load_configured
+from connector.cli.tables import show
 from connector.clock import SystemClock
 from connector.mappings import load_mappings
 from connector.sla import SlaRow, SummaryRow, open_rows, summary
 from connector.state import StateStore
-from connector.tables import show
 
 _STATE_STYLE = {"overdue": "bold red", "at_risk": "yellow", "on_time": "green"}
 _FORMAT = click.option(

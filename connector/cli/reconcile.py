@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from connector.cli_support import config_option, load_configured
+from connector.cli.support import config_option, load_configured
+from connector.cli.tables import emit, show
 from connector.clock import SystemClock
 from connector.reconcile import Comparison, Finding, reconcile_all
 from connector.reconcile_fix import Repair, repair_all
 from connector.sync import open_sync
-from connector.tables import emit, show
 
 
 @click.command("reconcile")

@@ -24,7 +24,8 @@ from connector.audit import (
     export_jsonl,
     spreadsheet_cell,
 )
-from connector.cli_support import ConnectorGroup, config_option, exit_code_for, load_configured
+from connector.cli.support import ConnectorGroup, config_option, exit_code_for, load_configured
+from connector.cli.tables import show
 from connector.clock import SystemClock
 from connector.config import load_audit_settings, load_settings
 from connector.lapor.client import LaporClient
@@ -32,7 +33,6 @@ from connector.lapor.transport import pacer_key
 from connector.mappings import load_mappings
 from connector.privacy import open_private, private_dir
 from connector.state import StateStore
-from connector.tables import show
 from connector.timeline import COLUMNS, Timeline, build_timeline, local_time
 from connector.workdays import WIB
 

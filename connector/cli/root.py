@@ -1,4 +1,5 @@
-"""The ``lapor-connector`` command line (exit codes: see ``connector.cli_support``)."""
+"""The root of the command line and the commands that stand alone: pull, run, config check,
+masters, probe, simulate, demo, init (the groups are in their own modules)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,12 @@ import click
 from rich.console import Console
 
 from connector import __version__, errors
-from connector.audit_cli import log_group
-from connector.cli_support import ConnectorGroup, config_option, load_configured
+from connector.cli.support import ConnectorGroup, config_option, load_configured
+from connector.cli.tables import emit, show
 from connector.clock import SystemClock
 from connector.config import load_settings
 from connector.mappings import mappings_problems
-from connector.reconcile_cli import reconcile_command
-from connector.sla_cli import sla_group
 from connector.state import state_path_problems
-from connector.state_cli import state_group
-from connector.sync_cli import COMMANDS
-from connector.tables import emit, show
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,10 +49,10 @@ def pull(config_path: Path, limit: int) -> None:
     Example:
       LAPOR_API_KEY=... LAPOR_TOKEN='{...}' lapor-connector pull --config config.yaml
     """
+    from connector.cli.tables import complaints_table
     from connector.lapor.client import LaporClient
     from connector.pull import pull_inbox
     from connector.state import StateStore
-    from connector.tables import complaints_table
     from connector.writer import writer_lock
 
     settings = load_configured(config_path)
@@ -151,8 +147,8 @@ def masters(config_path: Path, kind: str, fmt: str) -> None:
       lapor-connector masters categories
       lapor-connector masters institutions --format csv > institutions.csv
     """
+    from connector.cli.tables import records_table
     from connector.lapor.client import LaporClient
-    from connector.tables import records_table
 
     settings = load_configured(config_path)
     with LaporClient(settings.lapor, SystemClock()) as client:
@@ -462,20 +458,3 @@ def init(directory: Path, force: bool) -> None:
         "next: set the credentials config.yaml refers to (docs/configuration.md), adapt the "
         f"mappings, then: lapor-connector config check --config {directory / 'config.yaml'}"
     )
-
-
-cli.add_command(log_group)
-for _command in COMMANDS:
-    cli.add_command(_command)
-cli.add_command(state_group)
-cli.add_command(sla_group)
-cli.add_command(reconcile_command)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="lapor-connector")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -14,6 +14,7 @@ import shutil
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -111,10 +112,26 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
         lapor_control.add_fault("inbox", "malformed", count=1, variant="naive_timestamp")
         cycle("first sync (everything disposed to the agency, and internal complaints to file)")
 
-        linked = [c for c in agency_control.complaints() if c["lapor"] and c["source"] == "lapor"]
-        open_ones = [c for c in linked if c["status"] in ("diverifikasi", "diproses")]
+        # By LAPOR! id: the agency numbers its complaints in the order the creates landed,
+        # and they are sent side by side.
+        linked = sorted(
+            (c for c in agency_control.complaints() if c["lapor"] and c["source"] == "lapor"),
+            key=lambda c: c["lapor"]["id"],
+        )
         lapor_control.advance_seconds(120)
-        for complaint in open_ones[:2]:
+        held = lapor.state.complaints
+
+        def status_on_lapor(c: dict[str, Any]) -> str:
+            return str(held[c["lapor"]["id"]]["status"])
+
+        open_ones = [c for c in linked if c["status"] in ("diverifikasi", "diproses")
+                     and status_on_lapor(c) in ("verified", "in_process")]  # fmt: skip
+        # The officers follow up complaints still waiting for their first follow-up (LAPOR!
+        # will not close those on its own before the next cycle); the citizen writes on others.
+        waiting = [c for c in open_ones if status_on_lapor(c) == "verified"]
+        others = [c for c in open_ones if c not in waiting[:2]]
+        open_ones = waiting[:2] + others
+        for complaint in others[:2]:
             lapor_control.reply(
                 complaint["lapor"]["id"], "Mohon kabar perkembangannya, terima kasih."
             )
@@ -122,16 +139,16 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
                                      content="Petugas meminta biaya tambahan di luar tarif PNBP.", category_id=740,
                                      files=[("foto.jpg", FOTO_JPG, "image/jpeg")])  # fmt: skip
         lapor_control.dispose(fresh, lapor.institution_id)
-        if len(open_ones) > 2:
+        if len(open_ones) > 0:
             agency_control.add_staff_followup(
-                open_ones[2]["id"],
+                open_ones[0]["id"],
                 "Tim sudah meninjau lokasi dan memeriksa berkas.",
                 status_after="diproses",
                 files=[("surat-balasan.pdf", SURAT_PDF, "application/pdf")],
             )
-        if len(open_ones) > 3:
+        if len(open_ones) > 1:
             agency_control.add_staff_followup(
-                open_ones[3]["id"],
+                open_ones[1]["id"],
                 "Menunggu fotokopi sertifikat dari pelapor.",
                 status_after="ditunda",
             )
@@ -148,7 +165,9 @@ def run_demo(*, complaints: int, seed: int, state_dir: Path, console: Console) -
 
         lapor_control.advance_workdays(11)
         if len(open_ones) > 4:
-            lapor_control.dispose(open_ones[4]["lapor"]["id"], 146)
+            lapor_control.dispose(
+                open_ones[4]["lapor"]["id"], 146
+            )  # one the citizen did not write on
         console.print(
             "  LAPOR!'s clock moved 11 working days (auto-closures), and the admin re-disposed one complaint"
         )

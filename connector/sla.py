@@ -13,9 +13,10 @@ and differ by more than a day, the difference is logged once and shown.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Literal
 
 from connector import models as m
@@ -387,13 +388,20 @@ def assess(
     )
 
 
-def _agency_ids(store: StateStore) -> dict[int, tuple[str | None, bool]]:
-    return {
-        row[0]: (row[1], bool(row[2]))
-        for row in store.db.execute(
-            "SELECT lapor_id, agency_id, disposed_away FROM links WHERE lapor_id IS NOT NULL"
-        )
-    }
+def _agency_ids(
+    store: StateStore, lapor_ids: Sequence[int] | None = None
+) -> dict[int, tuple[str | None, bool]]:
+    """LAPOR! id -> (agency id, disposed away) of these complaints' links (all: None)."""
+    query = "SELECT lapor_id, agency_id, disposed_away FROM links WHERE lapor_id IS NOT NULL"
+    if lapor_ids is None:
+        return {row[0]: (row[1], bool(row[2])) for row in store.db.execute(query)}
+    found: dict[int, tuple[str | None, bool]] = {}
+    for first in range(0, len(lapor_ids), _CHUNK):
+        chunk = list(lapor_ids[first : first + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        for row in store.db.execute(f"{query} AND lapor_id IN ({marks})", chunk):
+            found[row[0]] = (row[1], bool(row[2]))
+    return found
 
 
 def open_rows(
@@ -406,9 +414,10 @@ def open_rows(
     lapor_ids: Iterable[int] | None = None,
 ) -> list[SlaRow]:
     """Every open linked complaint still disposed to the agency, sorted by due date."""
-    links = _agency_ids(store)
+    wanted = None if lapor_ids is None else list(lapor_ids)
+    links = _agency_ids(store, wanted)
     rows = []
-    for facts in SlaFacts(store).all(lapor_ids):
+    for facts in SlaFacts(store).all(wanted):
         agency_id, disposed_away = links.get(facts.lapor_id, (None, True))
         if disposed_away or (unit is not None and facts.unit != unit):
             continue
@@ -500,11 +509,33 @@ def _state_key(row: SlaRow) -> str:
     return f"{row.stage}:{row.state}:{row.due.isoformat()}"
 
 
+#: Complaints looked at together by a review (memory stays flat at any number of complaints).
+_CHUNK = 500
+
+
+def _chunks(store: StateStore, lapor_ids: list[int] | None) -> Iterator[list[Facts]]:
+    """The facts of these complaints (all: None), a chunk at a time, by LAPOR! id."""
+    if lapor_ids is not None:
+        for first in range(0, len(lapor_ids), _CHUNK):
+            yield SlaFacts(store).all(lapor_ids[first : first + _CHUNK])
+        return
+    last = -1
+    while True:
+        rows = list(store.db.query(
+            "SELECT * FROM sla_facts WHERE lapor_id > ? ORDER BY lapor_id LIMIT ?", [last, _CHUNK]
+        ))  # fmt: skip
+        if not rows:
+            return
+        yield [_facts(r) for r in rows]
+        last = rows[-1]["lapor_id"]
+
+
 def review(sync: Any, at_risk_days: int, changed: Iterable[int] = ()) -> list[SlaRow]:
     """Record SLA transitions once each: a complaint becoming at risk or overdue is an audit
     entry (``sla_at_risk`` / ``sla_overdue``) and a log event; a due date LAPOR! and the
     connector's count disagree on is logged once. Looks at the complaints in ``changed`` and,
-    at most every ``FULL_REVIEW_EVERY``, at every open one. Returns the rows that moved."""
+    at most every ``FULL_REVIEW_EVERY``, at every open one, a chunk at a time (a commit only
+    for a chunk where something moved). Returns the rows that moved."""
     store: StateStore = sync.store
     now = sync.clock.now()
     pushing = bool(getattr(sync, "sla_push_enabled", False))
@@ -516,51 +547,70 @@ def review(sync: Any, at_risk_days: int, changed: Iterable[int] = ()) -> list[Sl
     if ids == []:
         return []
     calendar: WorkCalendar = sync.mappings.calendar
-    rows = open_rows(store, calendar, now, at_risk_days, lapor_ids=ids)
-    facts_of = {f.lapor_id: f for f in SlaFacts(store).all(r.lapor_id for r in rows)}
-    moved = []
+    moved: list[SlaRow] = []
     pushes: list[tuple[str, m.SlaState | None]] = []
-    shown = {r.lapor_id for r in rows}
-    closed = [
-        f for f in SlaFacts(store).all(ids)
-        if f.lapor_id not in shown and f.recorded_state not in (None, "")
-    ]  # fmt: skip
-    links = _agency_ids(store)
-    with store.transaction():
-        keeper = SlaFacts(store)
-        for facts in closed:  # closed or disposed away: no stage any more
-            keeper.set_recorded(facts.lapor_id, state="")
-            agency_id = links.get(facts.lapor_id, (None, True))[0]
-            if agency_id:
-                pushes.append((agency_id, None))
-        for row in rows:
-            facts = facts_of[row.lapor_id]
-            key = _state_key(row)
-            if row.computed_due is not None:
-                note = f"{row.stage}:{row.due.isoformat()}:{row.computed_due.isoformat()}"
-                if note != facts.disagreement:
-                    log.warning("sla_due_disagrees", lapor_id=row.lapor_id, stage=row.stage,
-                                lapor_due=row.due.isoformat(), computed_due=row.computed_due.isoformat())  # fmt: skip
-                    keeper.set_recorded(row.lapor_id, disagreement=note)
-            if key == facts.recorded_state:
+    for chunk in _chunks(store, ids):
+        links = _agency_ids(store, [f.lapor_id for f in chunk])
+        steps: list[Callable[[SlaFacts], None]] = []
+        for facts in chunk:
+            agency_id, away = links.get(facts.lapor_id, (None, True))
+            row = None if away else assess(facts, calendar, now, at_risk_days, agency_id)
+            if row is None:  # closed or disposed away: no stage any more
+                if facts.recorded_state not in (None, ""):
+                    steps.append(partial(_set, facts.lapor_id, state=""))
+                    if agency_id:
+                        pushes.append((agency_id, None))
                 continue
-            before = (facts.recorded_state or "::").split(":")[:2]
-            if row.state != "on_time" and before != [row.stage, row.state]:
-                sync.record(flow="sla", direction="local", action=f"sla_{row.state}", outcome="ok",
-                            lapor_id=row.lapor_id, tracking_id=row.tracking_id, agency_id=row.agency_id,
-                            changed_fields=(row.stage,))  # fmt: skip
-                log.info(f"sla_{row.state}", lapor_id=row.lapor_id, stage=row.stage,
-                         due=row.due.isoformat(), working_days_left=row.working_days_left)  # fmt: skip
-            keeper.set_recorded(row.lapor_id, state=key)
-            moved.append(row)
-            if row.agency_id:
-                pushes.append((row.agency_id, m.SlaState(
-                    stage=m.SlaStage(row.stage), due=row.due,
-                    working_days_left=row.working_days_left, state=m.SlaStanding(row.state),
-                )))  # fmt: skip
-        if full:
+            steps += _transition(sync, facts, row, moved, pushes)
+        if steps:
+            with store.transaction():
+                keeper = SlaFacts(store)
+                for step in steps:
+                    step(keeper)
+    if full:
+        with store.transaction():
             store.cache(_REVIEW_CACHE, {"at": now.isoformat()})
     if pushing:
         for agency_id, value in pushes:  # each its own intent, committed before it is sent
             sync.push_sla_state(agency_id, value)
     return moved
+
+
+def _set(lapor_id: int, keeper: SlaFacts, **values: str) -> None:
+    keeper.set_recorded(lapor_id, **values)
+
+
+def _transition(
+    sync: Any, facts: Facts, row: SlaRow, moved: list[SlaRow],
+    pushes: list[tuple[str, m.SlaState | None]],
+) -> list[Callable[[SlaFacts], None]]:  # fmt: skip
+    """What one open complaint's review writes (nothing when nothing moved)."""
+    steps: list[Callable[[SlaFacts], None]] = []
+    if row.computed_due is not None:
+        note = f"{row.stage}:{row.due.isoformat()}:{row.computed_due.isoformat()}"
+        if note != facts.disagreement:
+            log.warning("sla_due_disagrees", lapor_id=row.lapor_id, stage=row.stage,
+                        lapor_due=row.due.isoformat(), computed_due=row.computed_due.isoformat())  # fmt: skip
+            steps.append(partial(_set, row.lapor_id, disagreement=note))
+    key = _state_key(row)
+    if key == facts.recorded_state:
+        return steps
+    before = (facts.recorded_state or "::").split(":")[:2]
+    if row.state != "on_time" and before != [row.stage, row.state]:
+
+        def audit(_: SlaFacts) -> None:
+            sync.record(flow="sla", direction="local", action=f"sla_{row.state}", outcome="ok",
+                        lapor_id=row.lapor_id, tracking_id=row.tracking_id, agency_id=row.agency_id,
+                        changed_fields=(row.stage,))  # fmt: skip
+
+        steps.append(audit)
+        log.info(f"sla_{row.state}", lapor_id=row.lapor_id, stage=row.stage,
+                 due=row.due.isoformat(), working_days_left=row.working_days_left)  # fmt: skip
+    steps.append(partial(_set, row.lapor_id, state=key))
+    moved.append(row)
+    if row.agency_id:
+        pushes.append((row.agency_id, m.SlaState(
+            stage=m.SlaStage(row.stage), due=row.due,
+            working_days_left=row.working_days_left, state=m.SlaStanding(row.state),
+        )))  # fmt: skip
+    return steps

@@ -130,6 +130,19 @@ def facts_from(complaint: m.ComplaintSummary, unit: str | None) -> Facts:
     )  # fmt: skip
 
 
+def _rows_for(store: StateStore, select: str, lapor_ids: Iterable[int]) -> Iterator[Any]:
+    """The rows of ``select ... AND lapor_id IN (...)`` for these ids, 500 at a time (SQLite's
+    limit on variables), as dicts."""
+    wanted = list(lapor_ids)
+    for first in range(0, len(wanted), 500):
+        chunk = wanted[first : first + 500]
+        marks = ",".join("?" * len(chunk))
+        cursor = store.db.conn.execute(f"{select} AND lapor_id IN ({marks})", chunk)
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
+
+
 class SlaFacts:
     """Reads and keeps the SLA facts in the state (writes inside the caller's transaction)."""
 
@@ -143,28 +156,14 @@ class SlaFacts:
     def all(self, lapor_ids: Iterable[int] | None = None) -> list[Facts]:
         if lapor_ids is None:
             return [_facts(r) for r in self.store.db.query("SELECT * FROM sla_facts")]
-        found = []
-        for lapor_id in lapor_ids:
-            facts = self.get(lapor_id)
-            if facts is not None:
-                found.append(facts)
-        return found
+        return [
+            _facts(r) for r in _rows_for(self.store, "SELECT * FROM sla_facts WHERE 1", lapor_ids)
+        ]
 
     def known(self, lapor_ids: Iterable[int]) -> set[int]:
         """Which of these complaints have facts already."""
-        wanted = list(lapor_ids)
-        known: set[int] = set()
-        for first in range(0, len(wanted), 500):
-            chunk = wanted[first : first + 500]
-            marks = ",".join("?" * len(chunk))
-            known.update(
-                row[0]
-                for row in self.store.db.execute(
-                    f"SELECT lapor_id FROM sla_facts WHERE lapor_id IN ({marks})",  # noqa: S608 (placeholders only)
-                    chunk,
-                )
-            )
-        return known
+        select = "SELECT lapor_id FROM sla_facts WHERE 1"
+        return {r["lapor_id"] for r in _rows_for(self.store, select, lapor_ids)}
 
     def needs_backfill(self) -> bool:
         """Some linked complaint has no facts, and no listing from the beginning filled them yet."""
@@ -395,13 +394,10 @@ def _agency_ids(
     query = "SELECT lapor_id, agency_id, disposed_away FROM links WHERE lapor_id IS NOT NULL"
     if lapor_ids is None:
         return {row[0]: (row[1], bool(row[2])) for row in store.db.execute(query)}
-    found: dict[int, tuple[str | None, bool]] = {}
-    for first in range(0, len(lapor_ids), _CHUNK):
-        chunk = list(lapor_ids[first : first + _CHUNK])
-        marks = ",".join("?" * len(chunk))
-        for row in store.db.execute(f"{query} AND lapor_id IN ({marks})", chunk):
-            found[row[0]] = (row[1], bool(row[2]))
-    return found
+    return {
+        r["lapor_id"]: (r["agency_id"], bool(r["disposed_away"]))
+        for r in _rows_for(store, query, lapor_ids)
+    }
 
 
 def open_rows(
